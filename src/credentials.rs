@@ -1,0 +1,73 @@
+//! [`Credentials`]: the IDM user name and password, kept out of logs and zeroized on drop.
+//!
+//! ```
+//! use bodhi_auth::Credentials;
+//!
+//! let creds = Credentials::new("travis", "s3cr3t&more");
+//! assert_eq!(creds.username(), "travis");
+//! assert!(!format!("{creds:?}").contains("s3cr3t"));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::{Error, ErrorKind};
+
+/// The environment variable [`Credentials::from_env`] reads the user name from.
+pub const USERNAME_ENV: &str = "BODHI_USERNAME";
+/// The environment variable [`Credentials::from_env`] reads the password from.
+pub const PASSWORD_ENV: &str = "BODHI_PASSWORD";
+
+/// A Bodhi global-profile user name and password.
+///
+/// The password is held in zeroizing storage (overwritten when the last clone is
+/// dropped) and never printed: `Debug` shows `<redacted>`. Cloning is cheap.
+#[derive(Clone)]
+pub struct Credentials {
+    username: Arc<str>,
+    password: Arc<Zeroizing<String>>,
+}
+
+impl Credentials {
+    /// Credentials from a user name and a password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            username: username.into().into(),
+            password: Arc::new(Zeroizing::new(password.into())),
+        }
+    }
+
+    /// Credentials from `BODHI_USERNAME` and `BODHI_PASSWORD`.
+    ///
+    /// Fails with [`ErrorKind::Config`] when either is unset, empty or not UTF-8.
+    pub fn from_env() -> Result<Self, Error> {
+        let read = |name: &str| match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!("environment variable {name} is not set"),
+            )),
+        };
+        Ok(Credentials::new(read(USERNAME_ENV)?, read(PASSWORD_ENV)?))
+    }
+
+    /// The user name (not a secret).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}

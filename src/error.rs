@@ -1,0 +1,220 @@
+//! [`Error`] and [`ErrorKind`]: what can go wrong while getting a token.
+//!
+//! ```
+//! use bodhi_auth::{Credentials, ErrorKind, TokenManager};
+//!
+//! let err = TokenManager::builder(Credentials::new("user", "secret"))
+//!     .token_url("http://idm.example.com/token")
+//!     .build()
+//!     .unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Config);
+//! assert!(err.to_string().contains("https"));
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// The broad class of an [`Error`], for deciding what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The IDM refused the user name or password (`invalid_grant` on a password grant).
+    ///
+    /// Permanent until the credentials change: the manager does not retry it.
+    InvalidCredentials,
+    /// The IDM could not be reached or is unwell: connection refused, time-outs, 5xx, 429.
+    ///
+    /// Transient: the manager retries within a flight and tries again after a cooldown.
+    Unavailable,
+    /// The IDM answered, but not with something this crate understands: an HTML page,
+    /// malformed JSON, a missing `access_token`, a token type other than bearer, a
+    /// token that is not a JWT when its claims are asked for.
+    InvalidResponse,
+    /// The configuration is wrong: a bad or insecure token URL, a missing environment
+    /// variable, or an IDM answer that blames the client (`invalid_client`,
+    /// `unauthorized_client`, `invalid_request`).
+    Config,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::InvalidCredentials => "invalid credentials",
+            ErrorKind::Unavailable => "IDM unavailable",
+            ErrorKind::InvalidResponse => "invalid IDM response",
+            ErrorKind::Config => "configuration error",
+        })
+    }
+}
+
+/// An error from the token manager or one of its front ends.
+///
+/// Cheap to clone: one failed login is shared by every caller that waited for it.
+/// Never contains a password or a token.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    idm: Option<IdmError>,
+    status: Option<StatusCode>,
+    retry_after: Option<Duration>,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// The OAuth error an IDM answered with (`error` and `error_description`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IdmError {
+    pub(crate) code: String,
+    pub(crate) description: Option<String>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                kind,
+                message: message.into(),
+                idm: None,
+                status: None,
+                retry_after: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// Adds details while the error is still owned by one place (before it is shared).
+    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            f(inner);
+        }
+        self
+    }
+
+    pub(crate) fn with_status(self, status: StatusCode) -> Self {
+        self.edit(|i| i.status = Some(status))
+    }
+
+    pub(crate) fn with_idm(self, idm: IdmError) -> Self {
+        self.edit(|i| i.idm = Some(idm))
+    }
+
+    pub(crate) fn with_retry_after(self, retry_after: Option<Duration>) -> Self {
+        self.edit(|i| i.retry_after = retry_after)
+    }
+
+    pub(crate) fn with_source(self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.edit(|i| i.source = Some(Box::new(source)))
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The HTTP status the IDM answered with, when it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// The OAuth `error` code the IDM sent (`invalid_grant`, `invalid_client`, ...).
+    pub fn idm_error(&self) -> Option<&str> {
+        self.inner.idm.as_ref().map(|e| e.code.as_str())
+    }
+
+    /// The IDM's `error_description` (Keycloak: "Invalid user credentials", ...).
+    pub fn idm_error_description(&self) -> Option<&str> {
+        self.inner
+            .idm
+            .as_ref()
+            .and_then(|e| e.description.as_deref())
+    }
+
+    /// How long the IDM asked us to wait (`Retry-After` on a 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// True if the two errors are the same shared value (one failed flight).
+    pub fn same_as(&self, other: &Error) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(status) = self.inner.status {
+            d.field("status", &status);
+        }
+        if let Some(idm) = &self.inner.idm {
+            d.field("idm_error", &idm.code);
+            d.field("idm_error_description", &idm.description);
+        }
+        if let Some(retry_after) = self.inner.retry_after {
+            d.field("retry_after", &retry_after);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.inner.kind, self.inner.message)?;
+        if let Some(idm) = &self.inner.idm {
+            match &idm.description {
+                Some(description) => write!(f, " ({}: {description})", idm.code)?,
+                None => write!(f, " ({})", idm.code)?,
+            }
+        }
+        if let Some(status) = self.inner.status {
+            write!(f, " [HTTP {}]", status.as_u16())?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|s| &**s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_traits<T: StdError + Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn error_is_shareable_and_displays_the_idm_description() {
+        assert_traits::<Error>();
+        let err = Error::new(ErrorKind::InvalidCredentials, "the IDM refused the login")
+            .with_status(StatusCode::UNAUTHORIZED)
+            .with_idm(IdmError {
+                code: "invalid_grant".into(),
+                description: Some("Invalid user credentials".into()),
+            });
+        let shown = err.to_string();
+        assert!(shown.contains("Invalid user credentials"), "{shown}");
+        assert!(shown.contains("invalid_grant"), "{shown}");
+        assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
+        assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+        assert!(err.clone().same_as(&err));
+    }
+}

@@ -1,0 +1,58 @@
+//! Authentication for the HotSchedules **Bodhi** REST API.
+//!
+//! Bodhi's identity service (IDM) is a Keycloak server: a program logs in with the
+//! OAuth2 password grant and renews its JWT with the refresh grant. This crate does that
+//! dance once for a whole program:
+//!
+//! - [`TokenManager`]: a single-flight token cache. One login however many requests
+//!   need a token at once; a background refresh before expiry; on a 401, only the
+//!   rejected token is dropped; safe when callers are cancelled; a documented
+//!   [resilience policy](policy) so a sick IDM is never hammered.
+//! - `IdmAuthLayer` (feature `tower`): a Tower layer for any `Service<http::Request<_>>`.
+//! - `IdmAuthMiddleware` (feature `reqwest`): a reqwest-middleware middleware.
+//! - [`testing`] (feature `testing`): a fake IDM and API for your own tests.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), bodhi_auth::Error> {
+//! use bodhi_auth::{Credentials, Environment, TokenManager};
+//!
+//! let manager = TokenManager::builder(Credentials::from_env()?)
+//!     .environment(Environment::Dev)
+//!     .build()?;
+//! let token = manager.access_token().await?;
+//! let who = token.identity()?;
+//! println!("{} in namespace {:?}", who.username(), who.namespace());
+//! # Ok(()) }
+//! ```
+//!
+//! No secret (password, access, refresh or id token) appears in any `Debug` or
+//! `Display` output, error message or log event of this crate.
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod credentials;
+mod error;
+mod token;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use credentials::{Credentials, PASSWORD_ENV, USERNAME_ENV};
+pub use error::{Error, ErrorKind};
+pub use token::policy;
+pub use token::{
+    AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, ENVIRONMENT_ENV,
+    Environment, Identity, TokenManager, TokenManagerBuilder,
+};
+
+// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,267 @@
+//! [`TokenManagerBuilder`]: every knob of the token manager, with its default.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::environment::Environment;
+use super::manager::{Config, TokenManager};
+use super::policy::Policy;
+use super::transport::{ReqwestTransport, Transport};
+use crate::{Credentials, Error, ErrorKind};
+
+/// The OAuth client id the vendor document prescribes.
+pub const DEFAULT_CLIENT_ID: &str = "urn:mace:oidc:hotschedules.com";
+/// The OAuth scope sent with the password grant. With `openid`, a current Keycloak
+/// returns an `id_token`, from which [`AccessToken::identity`](crate::AccessToken::identity)
+/// reads the user name and namespace.
+pub const DEFAULT_SCOPE: &str = "openid";
+/// How long before expiry a background refresh starts. Example: a 30-hour token is
+/// refreshed 30 s before it expires; a 10 s token at 5 s (the margin never exceeds half
+/// the lifetime).
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// Configures a [`TokenManager`]. `build` does no I/O.
+///
+/// ```
+/// use std::time::Duration;
+/// use bodhi_auth::{Credentials, Environment, TokenManager};
+///
+/// let manager = TokenManager::builder(Credentials::new("user", "secret"))
+///     .environment(Environment::Dev)
+///     .refresh_margin(Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// assert!(manager.token_url().starts_with("https://login.bodhi-dev.io/"));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct TokenManagerBuilder {
+    credentials: Credentials,
+    environment: Environment,
+    token_url: Option<String>,
+    client_id: String,
+    scope: Option<String>,
+    refresh_margin: Duration,
+    client: Option<reqwest::Client>,
+    policy: Policy,
+    transport: Option<Arc<dyn Transport>>,
+}
+
+impl TokenManagerBuilder {
+    pub(crate) fn new(credentials: Credentials) -> Self {
+        TokenManagerBuilder {
+            credentials,
+            environment: Environment::default(),
+            token_url: None,
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            scope: Some(DEFAULT_SCOPE.to_owned()),
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            client: None,
+            policy: Policy::default(),
+            transport: None,
+        }
+    }
+
+    /// Dev or Prod IDM (Prod by default). A [`token_url`](Self::token_url) overrides it.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The token endpoint, overriding the environment. Must be `https://`, except on a
+    /// loopback address (`127.0.0.0/8`, `::1`) or exactly `localhost`.
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = Some(url.into());
+        self
+    }
+
+    /// The OAuth client id ([`DEFAULT_CLIENT_ID`]).
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self
+    }
+
+    /// The OAuth scope of the password grant ([`DEFAULT_SCOPE`]); `None` sends none.
+    pub fn scope(mut self, scope: Option<&str>) -> Self {
+        self.scope = scope.map(str::to_owned);
+        self
+    }
+
+    /// How long before expiry to refresh ([`DEFAULT_REFRESH_MARGIN`]); capped at half
+    /// of each token's lifetime.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// The `reqwest::Client` for IDM calls: custom root certificates, proxies.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Time-out of each IDM request ([`DEFAULT_REQUEST_TIMEOUT`](crate::policy::DEFAULT_REQUEST_TIMEOUT)).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.policy.request_timeout = timeout;
+        self
+    }
+
+    /// IDM requests per flight for transient failures, at least 1
+    /// ([`DEFAULT_MAX_ATTEMPTS`](crate::policy::DEFAULT_MAX_ATTEMPTS)).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.policy.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Bound of the first retry pause ([`DEFAULT_INITIAL_BACKOFF`](crate::policy::DEFAULT_INITIAL_BACKOFF)).
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.policy.initial_backoff = backoff;
+        self
+    }
+
+    /// The most one flight takes ([`DEFAULT_FLIGHT_DEADLINE`](crate::policy::DEFAULT_FLIGHT_DEADLINE)).
+    pub fn flight_deadline(mut self, deadline: Duration) -> Self {
+        self.policy.flight_deadline = deadline;
+        self
+    }
+
+    /// Largest IDM answer read ([`DEFAULT_MAX_BODY_BYTES`](crate::policy::DEFAULT_MAX_BODY_BYTES)).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.policy.max_body_bytes = bytes;
+        self
+    }
+
+    /// Longest `Retry-After` obeyed ([`DEFAULT_MAX_RETRY_AFTER`](crate::policy::DEFAULT_MAX_RETRY_AFTER)).
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.policy.max_retry_after = max;
+        self
+    }
+
+    /// First and largest cooldown after failed flights
+    /// ([`DEFAULT_COOLDOWN`](crate::policy::DEFAULT_COOLDOWN),
+    /// [`DEFAULT_MAX_COOLDOWN`](crate::policy::DEFAULT_MAX_COOLDOWN)).
+    pub fn cooldown(mut self, first: Duration, max: Duration) -> Self {
+        self.policy.cooldown = first;
+        self.policy.max_cooldown = max;
+        self
+    }
+
+    /// Cooldown after refused credentials
+    /// ([`DEFAULT_INVALID_CREDENTIALS_COOLDOWN`](crate::policy::DEFAULT_INVALID_CREDENTIALS_COOLDOWN)).
+    pub fn invalid_credentials_cooldown(mut self, cooldown: Duration) -> Self {
+        self.policy.invalid_credentials_cooldown = cooldown;
+        self
+    }
+
+    /// Minimum time between 401-driven re-logins
+    /// ([`DEFAULT_MIN_RELOGIN_INTERVAL`](crate::policy::DEFAULT_MIN_RELOGIN_INTERVAL));
+    /// zero disables the throttle.
+    pub fn min_relogin_interval(mut self, interval: Duration) -> Self {
+        self.policy.min_relogin_interval = interval;
+        self
+    }
+
+    /// Talks to an in-memory [`FakeIdm`](crate::testing::FakeIdm) instead of the network,
+    /// so that tests can run under paused Tokio time.
+    #[cfg(feature = "testing")]
+    pub fn fake_idm(mut self, idm: &crate::testing::FakeIdm) -> Self {
+        self.transport = Some(Arc::new(idm.clone()));
+        self.token_url = Some(crate::testing::FakeIdm::IN_MEMORY_TOKEN_URL.to_owned());
+        self
+    }
+
+    /// Checks the configuration and creates the manager. Does no I/O.
+    pub fn build(self) -> Result<TokenManager, Error> {
+        let url = self
+            .token_url
+            .as_deref()
+            .unwrap_or(self.environment.token_url());
+        let token_url = check_token_url(url)?;
+        if self.client_id.is_empty() {
+            return Err(Error::new(ErrorKind::Config, "client_id is empty"));
+        }
+        let transport: Arc<dyn Transport> = match self.transport {
+            Some(transport) => transport,
+            None => Arc::new(ReqwestTransport {
+                client: match self.client {
+                    Some(client) => client,
+                    None => reqwest::Client::builder().build().map_err(|e| {
+                        Error::new(ErrorKind::Config, "could not create the HTTP client")
+                            .with_source(e)
+                    })?,
+                },
+            }),
+        };
+        let config = Config {
+            token_url,
+            client_id: self.client_id,
+            scope: self.scope.filter(|s| !s.is_empty()),
+            refresh_margin: self.refresh_margin,
+            policy: self.policy,
+        };
+        Ok(TokenManager::from_parts(
+            config,
+            transport,
+            self.credentials,
+        ))
+    }
+}
+
+/// HTTPS only, except loopback: a password must never cross a network in clear text.
+fn check_token_url(url: &str) -> Result<reqwest::Url, Error> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!("the token URL {url:?} is not a URL"),
+        )
+        .with_source(e)
+    })?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        "http" => Err(Error::new(
+            ErrorKind::Config,
+            format!("the token URL must use https (plain http is allowed only on loopback): {url}"),
+        )),
+        other => Err(Error::new(
+            ErrorKind::Config,
+            format!("the token URL must use https, not {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_is_refused_except_on_loopback() {
+        for ok in [
+            "https://login.hotschedules.io/auth/x/token",
+            "http://127.0.0.1:8080/token",
+            "http://127.9.9.9/token",
+            "http://[::1]:9/token",
+            "http://localhost:1/token",
+            "http://LOCALHOST/token",
+        ] {
+            assert!(check_token_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://localhost.example.com/token",
+            "http://10.0.0.1/token",
+            "http://login.hotschedules.io/token",
+            "ftp://127.0.0.1/token",
+            "not a url",
+        ] {
+            let err = check_token_url(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! One flight: the IDM requests that turn "no usable token" into a token or an error.
+//!
+//! A flight runs in its own Tokio task, owned by no caller: a caller that is cancelled
+//! while waiting cannot cancel the login others wait for, and its result still lands in
+//! the cache for the next caller.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, timeout};
+
+use super::access_token::AccessToken;
+use super::idm::{self, GrantKind, TokenResponse};
+use super::manager::Inner;
+use super::state::{FlightResult, Fresh, RefreshToken};
+use crate::{Credentials, Error, ErrorKind};
+
+/// The task body: fetch, record, publish.
+pub(crate) async fn run(inner: Arc<Inner>, id: u64, tx: watch::Sender<Option<FlightResult>>) {
+    let mut guard = AbandonGuard {
+        inner: &inner,
+        id,
+        armed: true,
+    };
+    let started = Instant::now();
+    let outcome = fetch(&inner).await;
+    let result = inner
+        .shared
+        .write()
+        .complete(id, outcome, Instant::now(), &inner.config.policy);
+    guard.armed = false;
+    match &result {
+        Ok(_) => tracing::debug!(
+            target: "bodhi_auth",
+            flight = id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "token flight succeeded"
+        ),
+        Err(error) => tracing::warn!(
+            target: "bodhi_auth",
+            flight = id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            %error,
+            "token flight failed; cooling down"
+        ),
+    }
+    tx.send_replace(Some(result));
+}
+
+/// Resets the state if the task is dropped mid-flight (runtime shutdown), so no later
+/// caller waits on a flight that will never end. Waiters see the sender dropped.
+struct AbandonGuard<'a> {
+    inner: &'a Inner,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for AbandonGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.shared.write().abandon(self.id);
+        }
+    }
+}
+
+enum Grant<'a> {
+    Password(&'a Credentials),
+    Refresh(&'a RefreshToken),
+}
+
+impl Grant<'_> {
+    fn kind(&self) -> GrantKind {
+        match self {
+            Grant::Password(_) => GrantKind::Password,
+            Grant::Refresh(_) => GrantKind::Refresh,
+        }
+    }
+}
+
+/// Refresh grant while the refresh token lives, else (or when it is refused) the
+/// password grant, all within one deadline.
+async fn fetch(inner: &Inner) -> Result<Fresh, Error> {
+    let deadline = Instant::now() + inner.config.policy.flight_deadline;
+    let (credentials, refresh) = {
+        let shared = inner.shared.read();
+        let now = Instant::now();
+        let refresh = shared.refresh.clone().filter(|r| r.alive(now));
+        (shared.credentials.clone(), refresh)
+    };
+    if let Some(refresh) = refresh {
+        match request_token(inner, Grant::Refresh(&refresh), deadline).await {
+            Ok((response, sent_at)) => return fresh(inner, response, sent_at, Some(&refresh)),
+            Err(error) if idm::is_invalid_grant(&error) => {
+                tracing::debug!(
+                    target: "bodhi_auth",
+                    reason = error.idm_error_description().unwrap_or(""),
+                    "refresh token refused; logging in with the password grant"
+                );
+                inner.shared.write().forget_refresh(&refresh);
+            }
+            // Transient: keep the refresh token for the next flight (huskarl's lesson).
+            Err(error) => return Err(error),
+        }
+    }
+    let (response, sent_at) = request_token(inner, Grant::Password(&credentials), deadline).await?;
+    fresh(inner, response, sent_at, None)
+}
+
+/// Turns an answer into a cacheable token, measuring lifetimes from `sent_at`.
+fn fresh(
+    inner: &Inner,
+    response: TokenResponse,
+    sent_at: Instant,
+    previous_refresh: Option<&Arc<RefreshToken>>,
+) -> Result<Fresh, Error> {
+    let expires_at = sent_at + response.expires_in;
+    if expires_at <= Instant::now() {
+        return Err(Error::new(
+            ErrorKind::InvalidResponse,
+            format!(
+                "the IDM issued a token that expired before it arrived (expires_in {:?})",
+                response.expires_in
+            ),
+        ));
+    }
+    // Never more than half the lifetime, so a short token is still used (and a margin
+    // larger than the lifetime cannot turn into a refresh loop).
+    let margin = inner.config.refresh_margin.min(response.expires_in / 2);
+    let refresh_expires_at = response.refresh_expires_in.map(|d| sent_at + d);
+    let refresh = match (response.refresh_token, previous_refresh) {
+        (Some(secret), _) => Some(Arc::new(RefreshToken {
+            secret,
+            expires_at: refresh_expires_at,
+        })),
+        // A refresh answer without a new refresh token: keep the old one, new expiry.
+        (None, Some(previous)) => Some(Arc::new(RefreshToken {
+            secret: previous.secret.clone(),
+            expires_at: refresh_expires_at.or(previous.expires_at),
+        })),
+        (None, None) => None,
+    };
+    let token = AccessToken::new(
+        response.access_token,
+        response.id_token,
+        response.scope,
+        expires_at,
+    )?;
+    Ok(Fresh {
+        token,
+        refresh_at: expires_at - margin,
+        refresh,
+    })
+}
+
+/// One grant, retried on transient failures within the policy and the deadline.
+async fn request_token(
+    inner: &Inner,
+    grant: Grant<'_>,
+    deadline: Instant,
+) -> Result<(TokenResponse, Instant), Error> {
+    let policy = &inner.config.policy;
+    let client = inner.config.idm_client();
+    let mut attempt = 1;
+    loop {
+        let not_before = inner.shared.read().not_before;
+        if let Some(not_before) = not_before.filter(|&t| t > Instant::now()) {
+            if not_before >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the IDM asked us to wait (Retry-After) beyond this flight's deadline",
+                ));
+            }
+            tracing::debug!(target: "bodhi_auth", "waiting for the IDM's Retry-After");
+            tokio::time::sleep_until(not_before).await;
+        }
+        let request = match grant {
+            Grant::Password(credentials) => idm::password_request(&client, credentials),
+            Grant::Refresh(refresh) => idm::refresh_request(&client, &refresh.secret),
+        };
+        let sent_at = Instant::now();
+        let budget = policy
+            .request_timeout
+            .min(deadline.saturating_duration_since(sent_at));
+        tracing::debug!(
+            target: "bodhi_auth",
+            grant = grant.kind().as_str(),
+            attempt,
+            "sending token request"
+        );
+        let send = inner.transport.send(request, policy.max_body_bytes);
+        let error = match timeout(budget, send).await {
+            Err(_) => Error::new(
+                ErrorKind::Unavailable,
+                format!("the IDM did not answer within {budget:?}"),
+            ),
+            Ok(Err(error)) => error,
+            Ok(Ok(reply)) => {
+                if let Some(retry_after) = reply.retry_after
+                    && (reply.status == http::StatusCode::TOO_MANY_REQUESTS
+                        || reply.status == http::StatusCode::SERVICE_UNAVAILABLE)
+                {
+                    let until = Instant::now() + retry_after.min(policy.max_retry_after);
+                    let mut shared = inner.shared.write();
+                    shared.not_before = Some(shared.not_before.map_or(until, |t| t.max(until)));
+                }
+                match idm::read_token_reply(&reply, grant.kind()) {
+                    Ok(response) => return Ok((response, sent_at)),
+                    Err(error) => error,
+                }
+            }
+        };
+        if error.kind() != ErrorKind::Unavailable || attempt >= policy.max_attempts {
+            return Err(error);
+        }
+        let now = Instant::now();
+        let pause = match inner.shared.read().not_before {
+            Some(not_before) if not_before > now => not_before - now,
+            _ => policy.backoff(attempt),
+        };
+        if now + pause >= deadline {
+            return Err(error);
+        }
+        tracing::debug!(
+            target: "bodhi_auth",
+            attempt,
+            pause_ms = pause.as_millis() as u64,
+            %error,
+            "token request failed; retrying"
+        );
+        sleep(pause).await;
+        attempt += 1;
+    }
+}

@@ -1,0 +1,265 @@
+//! [`TokenManager`]: the single-flight token cache both front ends share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::time::Instant;
+
+use super::access_token::AccessToken;
+use super::builder::TokenManagerBuilder;
+use super::flight;
+use super::idm;
+use super::policy::Policy;
+use super::state::{Access, Flight, FlightResult, Shared};
+use super::transport::Transport;
+use crate::{Credentials, Error, ErrorKind};
+
+/// Gets, caches and renews Bodhi access tokens.
+///
+/// One `TokenManager` (and every clone of it, which shares the cache) talks to the IDM
+/// in at most one *flight* at a time, however many callers need a token:
+///
+/// - a cached token is returned at once, without awaiting anything;
+/// - from *refresh-due* (`expires_in` minus the refresh margin after the request was
+///   sent) callers keep the current token while one refresh runs in the background;
+/// - after expiry, callers wait for that one flight;
+/// - a flight is not owned by any caller: cancelled callers cancel nothing.
+///
+/// The retry, backoff and cooldown rules are in [the resilience policy](crate::policy).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), bodhi_auth::Error> {
+/// use bodhi_auth::testing::FakeIdm;
+/// use bodhi_auth::{Credentials, TokenManager};
+///
+/// let idm = FakeIdm::new();
+/// let manager = TokenManager::builder(Credentials::new("user", "secret"))
+///     .fake_idm(&idm)
+///     .build()?;
+/// let token = manager.access_token().await?;
+/// assert_eq!(token.identity()?.username(), "user");
+/// let again = manager.access_token().await?;
+/// assert!(again.same_token(&token));
+/// assert_eq!(idm.token_requests(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) shared: RwLock<Shared>,
+}
+
+/// What the builder decided.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) token_url: reqwest::Url,
+    pub(crate) client_id: String,
+    pub(crate) scope: Option<String>,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) policy: Policy,
+}
+
+impl Config {
+    pub(crate) fn idm_client(&self) -> idm::Client<'_> {
+        idm::Client {
+            token_url: &self.token_url,
+            client_id: &self.client_id,
+            scope: self.scope.as_deref(),
+        }
+    }
+}
+
+impl TokenManager {
+    /// Starts configuring a manager for these credentials.
+    pub fn builder(credentials: Credentials) -> TokenManagerBuilder {
+        TokenManagerBuilder::new(credentials)
+    }
+
+    pub(crate) fn from_parts(
+        config: Config,
+        transport: Arc<dyn Transport>,
+        credentials: Credentials,
+    ) -> Self {
+        TokenManager {
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                shared: RwLock::new(Shared::new(credentials)),
+            }),
+        }
+    }
+
+    /// The current token if it can be used right now without waiting, else `None`.
+    ///
+    /// Synchronous and cheap (a shared read lock and a clock read): the front ends try
+    /// it first and only fall back to [`access_token`](Self::access_token) on a miss.
+    pub fn cached(&self) -> Option<AccessToken> {
+        self.inner
+            .shared
+            .read()
+            .state
+            .usable(Instant::now())
+            .cloned()
+    }
+
+    /// A token that is valid now: cached, or from the one flight all callers share.
+    ///
+    /// Needs a Tokio runtime when it has to talk to the IDM.
+    pub async fn access_token(&self) -> Result<AccessToken, Error> {
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        self.slow_path().await
+    }
+
+    async fn slow_path(&self) -> Result<AccessToken, Error> {
+        let flight = {
+            let mut shared = self.inner.shared.write();
+            let now = Instant::now();
+            match shared.state.access(now) {
+                Access::Ready(token) => return Ok(token),
+                Access::Fail(error) => return Err(error),
+                Access::Join(flight) => {
+                    tracing::trace!(target: "bodhi_auth", flight = flight.id, "joining token flight");
+                    flight
+                }
+                Access::StartAndWait => self.launch(&mut shared, now)?,
+                Access::StartInBackground(token) => {
+                    self.launch(&mut shared, now)?;
+                    tracing::debug!(target: "bodhi_auth", "refresh due; refreshing in the background");
+                    return Ok(token);
+                }
+            }
+        };
+        wait(flight).await
+    }
+
+    /// Registers and spawns a flight while holding the lock, so exactly one starts.
+    fn launch(&self, shared: &mut Shared, now: Instant) -> Result<Flight, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                "bodhi-auth needs a Tokio runtime to talk to the IDM",
+            )
+        })?;
+        let (flight, tx) = shared.new_flight();
+        tracing::debug!(target: "bodhi_auth", flight = flight.id, state = shared.state.name(), "starting token flight");
+        shared.start(now, flight.clone());
+        runtime.spawn(flight::run(self.inner.clone(), flight.id, tx));
+        Ok(flight)
+    }
+
+    /// Reports that the API rejected `rejected` (a 401): drop it if it is still the
+    /// current token, so the next [`access_token`](Self::access_token) gets a new one.
+    ///
+    /// Returns whether it was dropped. It is not dropped when a newer token already
+    /// replaced it (a late 401 never discards a good token), or when the previous
+    /// 401-driven re-login was less than the minimum re-login interval ago (see
+    /// [`TokenManagerBuilder::min_relogin_interval`]).
+    pub fn invalidate(&self, rejected: &AccessToken) -> bool {
+        let dropped = self.inner.shared.write().invalidate(
+            rejected,
+            Instant::now(),
+            self.inner.config.policy.min_relogin_interval,
+        );
+        if dropped {
+            tracing::debug!(target: "bodhi_auth", "token rejected by the API; dropped");
+        } else {
+            tracing::trace!(target: "bodhi_auth", "invalidate: token not current or re-login throttled");
+        }
+        dropped
+    }
+
+    /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)
+    /// and clears the cache. Without a session it only clears the cache.
+    ///
+    /// A session the IDM no longer knows counts as logged out.
+    pub async fn logout(&self) -> Result<(), Error> {
+        let Some(refresh) = self.inner.shared.write().clear() else {
+            return Ok(());
+        };
+        let logout_url = logout_url(&self.inner.config.token_url)?;
+        let request =
+            idm::logout_request(&logout_url, &self.inner.config.client_id, &refresh.secret);
+        let policy = &self.inner.config.policy;
+        let reply = tokio::time::timeout(
+            policy.request_timeout,
+            self.inner.transport.send(request, policy.max_body_bytes),
+        )
+        .await
+        .map_err(|_| Error::new(ErrorKind::Unavailable, "the IDM did not answer the logout"))??;
+        if reply.status.is_success() {
+            tracing::debug!(target: "bodhi_auth", "logged out");
+            return Ok(());
+        }
+        let error = idm::error_from_reply(&reply, idm::GrantKind::Refresh);
+        if idm::is_invalid_grant(&error) {
+            return Ok(());
+        }
+        Err(error)
+    }
+
+    /// Replaces the credentials (password rotation). Ends any cooldown and failure
+    /// count; if the user name changes, the cached session is dropped too.
+    pub fn set_credentials(&self, credentials: Credentials) {
+        self.inner.shared.write().replace_credentials(credentials);
+    }
+
+    /// The token endpoint this manager uses.
+    pub fn token_url(&self) -> &str {
+        self.inner.config.token_url.as_str()
+    }
+
+    /// The user name of the current credentials.
+    pub fn username(&self) -> String {
+        self.inner.shared.read().credentials.username().to_owned()
+    }
+}
+
+async fn wait(mut flight: Flight) -> FlightResult {
+    match flight.result.wait_for(Option::is_some).await {
+        Ok(result) => result.clone().unwrap_or_else(|| Err(abandoned())),
+        Err(_) => Err(abandoned()),
+    }
+}
+
+fn abandoned() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "the token request was abandoned (its runtime shut down)",
+    )
+}
+
+/// `.../openid-connect/token` becomes `.../openid-connect/logout`.
+fn logout_url(token_url: &reqwest::Url) -> Result<reqwest::Url, Error> {
+    let path = token_url.path();
+    let Some(base) = path.strip_suffix("/token") else {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "cannot derive the logout URL: the token URL does not end in /token",
+        ));
+    };
+    let mut url = token_url.clone();
+    url.set_path(&format!("{base}/logout"));
+    Ok(url)
+}
+
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.inner.shared.read();
+        f.debug_struct("TokenManager")
+            .field("token_url", &self.inner.config.token_url.as_str())
+            .field("client_id", &self.inner.config.client_id)
+            .field("username", &shared.credentials.username())
+            .field("state", &shared.state.name())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,20 @@
+//! The token manager: one cache, one flight to the IDM at a time.
+
+mod access_token;
+mod builder;
+mod claims;
+mod environment;
+mod flight;
+pub(crate) mod idm;
+mod manager;
+pub mod policy;
+mod state;
+pub(crate) mod transport;
+
+pub use access_token::AccessToken;
+pub use builder::{DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TokenManagerBuilder};
+pub use claims::Identity;
+#[cfg(feature = "testing")]
+pub(crate) use claims::base64url_encode;
+pub use environment::{ENVIRONMENT_ENV, Environment};
+pub use manager::TokenManager;

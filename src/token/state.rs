@@ -1,0 +1,295 @@
+//! The token state machine. Every transition is here; the manager only locks, spawns
+//! flights and waits.
+//!
+//! ```text
+//!            access                 ok                     refresh due
+//!   Empty ──────────▶ Fetching ─────────▶ Valid ─────────────────────▶ RefreshingWhileValid
+//!     ▲                 │  ▲ err            ▲ │ expired / 401              │ ok ─▶ Valid
+//!     │                 ▼  │ trial          │ ▼                            │ err, still valid ─▶ Valid (retry later)
+//!     └─ 401 ──────  CoolingDown ◀──────────┴─ Fetching ◀──── expired ─────┘ err, expired ─▶ CoolingDown
+//! ```
+
+use std::mem;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use super::access_token::AccessToken;
+use super::policy::Policy;
+use crate::{Credentials, Error, ErrorKind};
+
+/// What every waiter of a flight receives.
+pub(crate) type FlightResult = Result<AccessToken, Error>;
+
+/// A handle on the one IDM flight in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Flight {
+    pub(crate) id: u64,
+    pub(crate) result: watch::Receiver<Option<FlightResult>>,
+}
+
+/// A token in the cache and when to start refreshing it.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub(crate) token: AccessToken,
+    pub(crate) refresh_at: Instant,
+}
+
+#[derive(Debug, Default)]
+pub(crate) enum State {
+    /// No token, nothing in flight.
+    #[default]
+    Empty,
+    /// No usable token: callers wait for the flight.
+    Fetching(Flight),
+    /// A token, served at once until `refresh_at`.
+    Valid(Cached),
+    /// Refresh is due: callers get the token at once while the flight runs.
+    RefreshingWhileValid(Cached, Flight),
+    /// The last flight failed: callers get its error at once until `until`.
+    CoolingDown { error: Error, until: Instant },
+}
+
+/// What a caller does after looking at the state.
+pub(crate) enum Access {
+    Ready(AccessToken),
+    Join(Flight),
+    Fail(Error),
+    /// No usable token: start a flight and wait for it.
+    StartAndWait,
+    /// Refresh is due: start a flight in the background and use this token.
+    StartInBackground(AccessToken),
+}
+
+impl State {
+    /// The token a caller may use right now without any state change.
+    pub(crate) fn usable(&self, now: Instant) -> Option<&AccessToken> {
+        match self {
+            State::Valid(c) if now < c.refresh_at => Some(&c.token),
+            State::RefreshingWhileValid(c, _) if now < c.token.expires_at() => Some(&c.token),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn access(&self, now: Instant) -> Access {
+        match self {
+            State::Valid(c) if now < c.refresh_at => Access::Ready(c.token.clone()),
+            State::Valid(c) if now < c.token.expires_at() => {
+                Access::StartInBackground(c.token.clone())
+            }
+            State::RefreshingWhileValid(c, _) if now < c.token.expires_at() => {
+                Access::Ready(c.token.clone())
+            }
+            State::Fetching(f) | State::RefreshingWhileValid(_, f) => Access::Join(f.clone()),
+            State::CoolingDown { error, until } if now < *until => Access::Fail(error.clone()),
+            State::Empty | State::Valid(_) | State::CoolingDown { .. } => Access::StartAndWait,
+        }
+    }
+
+    fn current(&self) -> Option<&AccessToken> {
+        match self {
+            State::Valid(c) | State::RefreshingWhileValid(c, _) => Some(&c.token),
+            _ => None,
+        }
+    }
+
+    fn flight_id(&self) -> Option<u64> {
+        match self {
+            State::Fetching(f) | State::RefreshingWhileValid(_, f) => Some(f.id),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            State::Empty => "Empty",
+            State::Fetching(_) => "Fetching",
+            State::Valid(_) => "Valid",
+            State::RefreshingWhileValid(..) => "RefreshingWhileValid",
+            State::CoolingDown { .. } => "CoolingDown",
+        }
+    }
+}
+
+/// A refresh token and when it dies (`None`: the IDM gave no expiry).
+pub(crate) struct RefreshToken {
+    pub(crate) secret: Zeroizing<String>,
+    pub(crate) expires_at: Option<Instant>,
+}
+
+impl RefreshToken {
+    pub(crate) fn alive(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// What a successful flight brings back.
+pub(crate) struct Fresh {
+    pub(crate) token: AccessToken,
+    pub(crate) refresh_at: Instant,
+    pub(crate) refresh: Option<Arc<RefreshToken>>,
+}
+
+/// Everything behind the manager's lock.
+pub(crate) struct Shared {
+    pub(crate) state: State,
+    pub(crate) credentials: Credentials,
+    /// Survives invalidation: after a 401 the next flight tries it first.
+    pub(crate) refresh: Option<Arc<RefreshToken>>,
+    /// Failed flights in a row, for the doubling cooldown.
+    pub(crate) failures: u32,
+    /// No IDM request before this (`Retry-After`).
+    pub(crate) not_before: Option<Instant>,
+    pub(crate) last_forced_relogin: Option<Instant>,
+    pub(crate) next_flight_id: u64,
+}
+
+impl Shared {
+    pub(crate) fn new(credentials: Credentials) -> Self {
+        Shared {
+            state: State::Empty,
+            credentials,
+            refresh: None,
+            failures: 0,
+            not_before: None,
+            last_forced_relogin: None,
+            next_flight_id: 0,
+        }
+    }
+
+    /// Registers a new flight; the caller spawns the task that completes it.
+    pub(crate) fn new_flight(&mut self) -> (Flight, watch::Sender<Option<FlightResult>>) {
+        self.next_flight_id += 1;
+        let (tx, rx) = watch::channel(None);
+        let flight = Flight {
+            id: self.next_flight_id,
+            result: rx,
+        };
+        (flight, tx)
+    }
+
+    pub(crate) fn start(&mut self, now: Instant, flight: Flight) {
+        self.state = match mem::take(&mut self.state) {
+            State::Valid(c) if now < c.token.expires_at() => State::RefreshingWhileValid(c, flight),
+            _ => State::Fetching(flight),
+        };
+    }
+
+    /// Records a flight's outcome. A flight that is no longer the current one (logout or
+    /// new credentials replaced it) still answers its waiters but changes nothing.
+    pub(crate) fn complete(
+        &mut self,
+        id: u64,
+        outcome: Result<Fresh, Error>,
+        now: Instant,
+        policy: &Policy,
+    ) -> FlightResult {
+        let current = self.state.flight_id() == Some(id);
+        match outcome {
+            Ok(fresh) => {
+                if current {
+                    self.failures = 0;
+                    self.refresh = fresh.refresh;
+                    self.state = State::Valid(Cached {
+                        token: fresh.token.clone(),
+                        refresh_at: fresh.refresh_at,
+                    });
+                }
+                Ok(fresh.token)
+            }
+            Err(error) => {
+                if current {
+                    self.failures = self.failures.saturating_add(1);
+                    let wrong_password = error.kind() == ErrorKind::InvalidCredentials;
+                    let mut until = now + policy.cooldown_after(self.failures, wrong_password);
+                    if let Some(not_before) = self.not_before {
+                        until = until.max(not_before);
+                    }
+                    self.state = match mem::take(&mut self.state) {
+                        // A failed early refresh keeps the valid token (google-cloud-rust #5809).
+                        State::RefreshingWhileValid(c, _) if now < c.token.expires_at() => {
+                            let refresh_at = until.min(c.token.expires_at());
+                            State::Valid(Cached {
+                                token: c.token,
+                                refresh_at,
+                            })
+                        }
+                        _ => State::CoolingDown {
+                            error: error.clone(),
+                            until,
+                        },
+                    };
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// A flight's task ended without completing (its runtime is shutting down).
+    pub(crate) fn abandon(&mut self, id: u64) {
+        if self.state.flight_id() == Some(id) {
+            self.state = match mem::take(&mut self.state) {
+                State::RefreshingWhileValid(c, _) => State::Valid(c),
+                _ => State::Empty,
+            };
+        }
+    }
+
+    /// Drops `rejected` if it is still the current token and the re-login throttle
+    /// allows; returns whether it was dropped.
+    pub(crate) fn invalidate(
+        &mut self,
+        rejected: &AccessToken,
+        now: Instant,
+        min_interval: Duration,
+    ) -> bool {
+        if !self.state.current().is_some_and(|t| t.same_token(rejected)) {
+            return false;
+        }
+        if self
+            .last_forced_relogin
+            .is_some_and(|last| now < last + min_interval)
+        {
+            return false;
+        }
+        self.last_forced_relogin = Some(now);
+        self.state = match mem::take(&mut self.state) {
+            // The refresh already in flight will bring the replacement: wait for it.
+            State::RefreshingWhileValid(_, flight) => State::Fetching(flight),
+            _ => State::Empty,
+        };
+        true
+    }
+
+    /// Forgets a refresh token the IDM refused, unless a newer one replaced it.
+    pub(crate) fn forget_refresh(&mut self, refused: &Arc<RefreshToken>) {
+        if self
+            .refresh
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, refused))
+        {
+            self.refresh = None;
+        }
+    }
+
+    /// Forgets the session: no token, no refresh token, no flight to wait for.
+    pub(crate) fn clear(&mut self) -> Option<Arc<RefreshToken>> {
+        self.state = State::Empty;
+        self.refresh.take()
+    }
+
+    /// New credentials end any cooldown; a different user also ends the session.
+    pub(crate) fn replace_credentials(&mut self, credentials: Credentials) {
+        if credentials.username() != self.credentials.username() {
+            self.clear();
+        }
+        if matches!(self.state, State::CoolingDown { .. }) {
+            self.state = State::Empty;
+        }
+        self.failures = 0;
+        self.credentials = credentials;
+    }
+}

@@ -1,0 +1,132 @@
+//! No secret in `Debug`, `Display`, errors or log output (one test: it owns the global
+//! tracing subscriber).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bodhi_auth::testing::{FakeIdm, Fault};
+use bodhi_auth::{Credentials, Error, TokenManager};
+use tokio::time::advance;
+
+const PASSWORD: &str = "hunter2&secret=yes";
+
+/// Everything secret the test saw: the password in raw and encoded forms, and every
+/// token the fake IDM issued.
+fn secrets(idm: &FakeIdm, tokens: &[bodhi_auth::AccessToken]) -> Vec<String> {
+    let mut secrets = vec![
+        PASSWORD.to_owned(),
+        form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect(),
+    ];
+    for token in tokens {
+        secrets.push(token.secret().to_owned());
+        secrets.extend(token.id_token().map(str::to_owned));
+    }
+    for request in idm.requests() {
+        secrets.extend(request.field("refresh_token").map(str::to_owned));
+    }
+    secrets
+}
+
+fn assert_clean(text: &str, secrets: &[String]) {
+    for secret in secrets {
+        // Tokens share their JWT header; look for the distinctive signature part too.
+        let tail = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret leaked into:\n{text}"
+        );
+        assert!(
+            !text.contains(tail),
+            "a token signature leaked into:\n{text}"
+        );
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // Global, and the only test in this binary: tracing caches per-callsite interest,
+    // so a thread-local subscriber can miss events first seen on another thread.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let idm = FakeIdm::new();
+    idm.add_user("user", PASSWORD, Some("ns"));
+    idm.set_access_ttl(Duration::from_secs(100));
+    let builder = TokenManager::builder(Credentials::new("user", PASSWORD))
+        .fake_idm(&idm)
+        .min_relogin_interval(Duration::ZERO);
+    let mut shown = vec![format!("{builder:?}")];
+    let manager = builder.build().unwrap();
+    let mut tokens = Vec::new();
+    let mut errors: Vec<Error> = Vec::new();
+
+    // Login, refresh-due with a background refresh, a 401, a failing IDM, a cooldown,
+    // and a wrong password.
+    tokens.push(manager.access_token().await.unwrap());
+    shown.push(format!("{manager:?}"));
+    advance(Duration::from_secs(71)).await;
+    tokens.push(manager.access_token().await.unwrap());
+    shown.push(format!("{manager:?}"));
+    tokio::task::yield_now().await;
+    tokens.push(manager.access_token().await.unwrap());
+    manager.invalidate(tokens.last().unwrap());
+    tokens.push(manager.access_token().await.unwrap());
+    manager.invalidate(tokens.last().unwrap());
+    idm.set_persistent_fault(Some(Fault::status(503)));
+    errors.push(manager.access_token().await.unwrap_err());
+    errors.push(manager.access_token().await.unwrap_err()); // cooldown
+    shown.push(format!("{manager:?}"));
+    idm.set_persistent_fault(None);
+    manager.set_credentials(Credentials::new("user", "wrong-password"));
+    idm.revoke_sessions(); // the refresh is refused, so the wrong password is tried
+    advance(Duration::from_secs(120)).await;
+    errors.push(manager.access_token().await.unwrap_err());
+    manager.set_credentials(Credentials::new("user", PASSWORD));
+    tokens.push(manager.access_token().await.unwrap());
+    manager.logout().await.unwrap();
+
+    for token in &tokens {
+        shown.push(format!("{token:?}"));
+        if let Ok(identity) = token.identity() {
+            shown.push(format!("{identity:?}"));
+        }
+        shown.push(format!("{:?}", token.header_value()));
+    }
+    for error in &errors {
+        shown.push(format!("{error} / {error:?}"));
+    }
+    shown.push(format!("{:?}", Credentials::new("user", PASSWORD)));
+    shown.push(format!("{:?}", idm.requests()));
+
+    let secrets = secrets(&idm, &tokens);
+    assert!(secrets.len() > 10, "the test saw real secrets");
+    assert_clean(&shown.join("\n"), &secrets);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("starting token flight"), "{log}");
+    assert!(log.contains("refreshing in the background"), "{log}");
+    assert!(log.contains("retrying"), "{log}");
+    assert!(log.contains("cooling down"), "{log}");
+    assert!(log.contains("rejected by the API"), "{log}");
+    assert_clean(&log, &secrets);
+}
