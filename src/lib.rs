@@ -8,8 +8,8 @@
 //!   need a token at once; a background refresh before expiry; on a 401, only the
 //!   rejected token is dropped; safe when callers are cancelled; a documented
 //!   [resilience policy](policy) so a sick IDM is never hammered.
-//! - `IdmAuthLayer` (feature `tower`): a Tower layer for any `Service<http::Request<_>>`.
-//! - `IdmAuthMiddleware` (feature `reqwest`): a reqwest-middleware middleware.
+//! - [`IdmAuthLayer`] (feature `tower`): a Tower layer for any `Service<http::Request<_>>`.
+//! - [`IdmAuthMiddleware`] (feature `reqwest`): a reqwest-middleware middleware.
 //! - [`testing`] (feature `testing`): a fake IDM and API for your own tests.
 //!
 //! ```no_run
@@ -41,11 +41,20 @@ mod credentials;
 mod error;
 mod token;
 
+#[cfg(feature = "tower")]
+pub mod layer;
+#[cfg(feature = "reqwest")]
+pub mod middleware;
+
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use credentials::{Credentials, PASSWORD_ENV, USERNAME_ENV};
 pub use error::{Error, ErrorKind};
+#[cfg(feature = "tower")]
+pub use layer::{BoxError, CloneBodyFn, IdmAuth, IdmAuthLayer, KnownBodies, NoReplay, ReplayBody};
+#[cfg(feature = "reqwest")]
+pub use middleware::IdmAuthMiddleware;
 pub use token::policy;
 pub use token::{
     AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, ENVIRONMENT_ENV,

@@ -1,12 +1,13 @@
 //! No secret in `Debug`, `Display`, errors or log output (one test: it owns the global
 //! tracing subscriber).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod support;
 
 use bodhi_auth::testing::{FakeIdm, Fault};
 use bodhi_auth::{Credentials, Error, TokenManager};
+use support::CapturedLogs;
 use tokio::time::advance;
 
 const PASSWORD: &str = "hunter2&secret=yes";
@@ -43,31 +44,9 @@ fn assert_clean(text: &str, secrets: &[String]) {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // Global, and the only test in this binary: tracing caches per-callsite interest,
-    // so a thread-local subscriber can miss events first seen on another thread.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = CapturedLogs::install();
 
     let idm = FakeIdm::new();
     idm.add_user("user", PASSWORD, Some("ns"));
@@ -122,7 +101,7 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
     assert!(secrets.len() > 10, "the test saw real secrets");
     assert_clean(&shown.join("\n"), &secrets);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("starting token flight"), "{log}");
     assert!(log.contains("refreshing in the background"), "{log}");
     assert!(log.contains("retrying"), "{log}");

@@ -302,6 +302,12 @@ impl FakeIdm {
         }
     }
 
+    /// Makes one access token invalid (its session and refresh token live on), as an API
+    /// rejecting exactly that token.
+    pub fn revoke_access_token(&self, access_token: &str) {
+        self.state.lock().access_tokens.remove(access_token);
+    }
+
     /// The user name an access token belongs to, if it is issued, unexpired and its
     /// session alive: what a resource server would check.
     pub fn validate(&self, access_token: &str) -> Option<String> {

@@ -183,15 +183,7 @@ impl TokenManagerBuilder {
         }
         let transport: Arc<dyn Transport> = match self.transport {
             Some(transport) => transport,
-            None => Arc::new(ReqwestTransport {
-                client: match self.client {
-                    Some(client) => client,
-                    None => reqwest::Client::builder().build().map_err(|e| {
-                        Error::new(ErrorKind::Config, "could not create the HTTP client")
-                            .with_source(e)
-                    })?,
-                },
-            }),
+            None => Arc::new(ReqwestTransport::new(self.client)),
         };
         let config = Config {
             token_url,

@@ -83,6 +83,15 @@ impl TokenManager {
         TokenManagerBuilder::new(credentials)
     }
 
+    /// A manager for the Prod IDM with every default. Infallible and free of I/O.
+    pub fn new(credentials: Credentials) -> TokenManager {
+        match Self::builder(credentials).build() {
+            Ok(manager) => manager,
+            // The defaults are constants checked by a unit test.
+            Err(_) => unreachable!("the default configuration is valid"),
+        }
+    }
+
     pub(crate) fn from_parts(
         config: Config,
         transport: Arc<dyn Transport>,
@@ -118,6 +127,35 @@ impl TokenManager {
             return Ok(token);
         }
         self.slow_path().await
+    }
+
+    /// [`access_token`](Self::access_token) as a `'static` future, for the front ends.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) async fn access_token_owned(self) -> Result<AccessToken, Error> {
+        self.access_token().await
+    }
+
+    /// The first half of the front ends' 401 rule: invalidate `rejected`, then say
+    /// whether a different token is at hand, must be awaited, or will not come now.
+    #[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+    pub(crate) fn replace_rejected(&self, rejected: &AccessToken) -> Replacement {
+        self.invalidate(rejected);
+        match self.cached() {
+            Some(token) if token.same_token(rejected) => Replacement::None,
+            Some(token) => Replacement::Ready(token),
+            None => Replacement::Wait,
+        }
+    }
+
+    /// The whole 401 rule: the token to resend with, or `None` to hand the 401 back
+    /// (throttled, no new token, or the IDM failed; the failure shows on the next call).
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) async fn replacement_for(&self, rejected: &AccessToken) -> Option<AccessToken> {
+        match self.replace_rejected(rejected) {
+            Replacement::Ready(token) => Some(token),
+            Replacement::None => None,
+            Replacement::Wait => Replacement::filter(self.access_token().await, rejected),
+        }
     }
 
     async fn slow_path(&self) -> Result<AccessToken, Error> {
@@ -224,6 +262,35 @@ impl TokenManager {
     }
 }
 
+/// What a front end does after a 401 (see [`TokenManager::replace_rejected`]).
+#[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+pub(crate) enum Replacement {
+    /// Resend with this token.
+    Ready(AccessToken),
+    /// Await [`TokenManager::access_token`] and pass the result to [`Replacement::filter`].
+    Wait,
+    /// Hand the 401 back.
+    None,
+}
+
+#[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+impl Replacement {
+    /// A token worth resending with: a new one, not the rejected one.
+    pub(crate) fn filter(
+        result: Result<AccessToken, Error>,
+        rejected: &AccessToken,
+    ) -> Option<AccessToken> {
+        match result {
+            Ok(token) if !token.same_token(rejected) => Some(token),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(target: "bodhi_auth", %error, "no new token after a 401; returning the 401");
+                None
+            }
+        }
+    }
+}
+
 async fn wait(mut flight: Flight) -> FlightResult {
     match flight.result.wait_for(Option::is_some).await {
         Ok(result) => result.clone().unwrap_or_else(|| Err(abandoned())),
@@ -261,5 +328,37 @@ impl fmt::Debug for TokenManager {
             .field("username", &shared.credentials.username())
             .field("state", &shared.state.name())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_configuration_builds() {
+        assert!(
+            TokenManager::builder(Credentials::new("u", "p"))
+                .build()
+                .is_ok()
+        );
+        let manager = TokenManager::new(Credentials::new("u", "p"));
+        assert!(
+            manager
+                .token_url()
+                .starts_with("https://login.hotschedules.io/")
+        );
+    }
+
+    #[test]
+    fn logout_url_sits_beside_the_token_url() {
+        let token =
+            reqwest::Url::parse("https://h/auth/realms/r/protocol/openid-connect/token").unwrap();
+        assert_eq!(
+            logout_url(&token).unwrap().as_str(),
+            "https://h/auth/realms/r/protocol/openid-connect/logout"
+        );
+        let odd = reqwest::Url::parse("https://h/oauth").unwrap();
+        assert_eq!(logout_url(&odd).unwrap_err().kind(), ErrorKind::Config);
     }
 }

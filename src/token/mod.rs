@@ -17,4 +17,6 @@ pub use claims::Identity;
 #[cfg(feature = "testing")]
 pub(crate) use claims::base64url_encode;
 pub use environment::{ENVIRONMENT_ENV, Environment};
+#[cfg(feature = "tower")]
+pub(crate) use manager::Replacement;
 pub use manager::TokenManager;

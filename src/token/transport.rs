@@ -8,6 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -68,10 +69,32 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
     fn send(&self, request: IdmRequest, body_limit: usize) -> BoxFuture<Result<IdmReply, Error>>;
 }
 
-/// The production transport: one `reqwest::Client`.
-#[derive(Debug, Clone)]
+/// The production transport: one `reqwest::Client`, created on first use when the
+/// user gave none, so that building a manager stays infallible and free of I/O.
+#[derive(Debug)]
 pub(crate) struct ReqwestTransport {
-    pub(crate) client: reqwest::Client,
+    client: OnceLock<Result<reqwest::Client, Error>>,
+}
+
+impl ReqwestTransport {
+    pub(crate) fn new(client: Option<reqwest::Client>) -> Self {
+        let cell = OnceLock::new();
+        if let Some(client) = client {
+            let _ = cell.set(Ok(client));
+        }
+        ReqwestTransport { client: cell }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, Error> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder().build().map_err(|e| {
+                    Error::new(ErrorKind::Config, "could not create the HTTP client").with_source(e)
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 pub(crate) fn body_too_large(limit: usize) -> Error {
@@ -83,8 +106,11 @@ pub(crate) fn body_too_large(limit: usize) -> Error {
 
 impl Transport for ReqwestTransport {
     fn send(&self, request: IdmRequest, body_limit: usize) -> BoxFuture<Result<IdmReply, Error>> {
-        let mut builder = self
-            .client
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        let mut builder = client
             .post(request.url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(authorization) = &request.authorization

@@ -1,0 +1,272 @@
+//! [`ResponseFuture`]: a hand-written state machine, so the cached-token path does not
+//! allocate; only waiting for the IDM boxes a future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::BoxError;
+use super::service::set_token;
+use crate::token::Replacement;
+use crate::{AccessToken, Error, ErrorKind, TokenManager};
+
+type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
+
+/// What a resend needs: the copied request and a service instance to ready.
+pub(crate) struct Replay<S, B> {
+    pub(crate) request: Request<B>,
+    pub(crate) service: S,
+}
+
+pin_project! {
+    /// The response future of [`IdmAuth`](super::IdmAuth).
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+        manager: Option<TokenManager>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        // No cached token: waiting for the manager (the only boxed path).
+        WaitingForToken {
+            token: TokenFuture,
+            request: Option<Request<B>>,
+            service: Option<S>,
+            replay: Option<Replay<S, B>>,
+        },
+        // Sent with our token; a 401 may lead to a resend.
+        Sent {
+            #[pin]
+            future: S::Future,
+            token: Option<AccessToken>,
+            replay: Option<Replay<S, B>>,
+        },
+        // Got a 401; waiting for a token that differs from the rejected one.
+        Renewing {
+            token: TokenFuture,
+            rejected: AccessToken,
+            response: Option<S::Response>,
+            replay: Option<Replay<S, B>>,
+        },
+        // Readying the spare service for the resend.
+        Resending { replay: Option<Replay<S, B>> },
+        // A caller's own header, or the resend: whatever comes back is the answer.
+        Forward {
+            #[pin]
+            future: S::Future,
+        },
+        Done,
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    pub(crate) fn forward(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Forward { future },
+            manager: None,
+        }
+    }
+
+    pub(crate) fn sent(
+        future: S::Future,
+        token: AccessToken,
+        replay: Option<Replay<S, B>>,
+        manager: TokenManager,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Sent {
+                future,
+                token: Some(token),
+                replay,
+            },
+            manager: Some(manager),
+        }
+    }
+
+    pub(crate) fn wait_for_token(
+        request: Request<B>,
+        service: S,
+        replay: Option<Replay<S, B>>,
+        manager: TokenManager,
+    ) -> Self {
+        ResponseFuture {
+            state: State::WaitingForToken {
+                token: Box::pin(manager.clone().access_token_owned()),
+                request: Some(request),
+                service: Some(service),
+                replay,
+            },
+            manager: Some(manager),
+        }
+    }
+}
+
+fn polled_after_completion() -> BoxError {
+    Box::new(Error::new(
+        ErrorKind::Config,
+        "IdmAuth's response future was polled after it completed",
+    ))
+}
+
+impl<S, B, ResB> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::WaitingForToken {
+                    token,
+                    request,
+                    service,
+                    replay,
+                } => {
+                    let token = match ready!(token.as_mut().poll(cx)) {
+                        Ok(token) => token,
+                        Err(error) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(Box::new(error)));
+                        }
+                    };
+                    let (Some(mut request), Some(mut service)) = (request.take(), service.take())
+                    else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    set_token(&mut request, &token);
+                    State::Sent {
+                        future: service.call(request),
+                        token: Some(token),
+                        replay: replay.take(),
+                    }
+                }
+                StateProj::Sent {
+                    future,
+                    token,
+                    replay,
+                } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let (Some(rejected), Some(manager)) = (token.take(), this.manager.as_ref())
+                    else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    if response.status() != StatusCode::UNAUTHORIZED {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(response));
+                    }
+                    let Some(replay) = replay.take() else {
+                        // No copy to resend: invalidate so the next request is fresh.
+                        manager.invalidate(&rejected);
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(response));
+                    };
+                    match manager.replace_rejected(&rejected) {
+                        Replacement::Ready(fresh) => resend(replay, &fresh),
+                        Replacement::None => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(response));
+                        }
+                        Replacement::Wait => State::Renewing {
+                            token: Box::pin(manager.clone().access_token_owned()),
+                            rejected,
+                            response: Some(response),
+                            replay: Some(replay),
+                        },
+                    }
+                }
+                StateProj::Renewing {
+                    token,
+                    rejected,
+                    response,
+                    replay,
+                } => {
+                    let result = ready!(token.as_mut().poll(cx));
+                    match (Replacement::filter(result, rejected), replay.take()) {
+                        (Some(fresh), Some(replay)) => resend(replay, &fresh),
+                        _ => {
+                            let response = response.take().ok_or_else(polled_after_completion);
+                            this.state.set(State::Done);
+                            return Poll::Ready(response);
+                        }
+                    }
+                }
+                StateProj::Resending { replay } => {
+                    let Some(pending) = replay.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    if let Err(error) = ready!(pending.service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    let Some(Replay {
+                        request,
+                        mut service,
+                    }) = replay.take()
+                    else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    tracing::debug!(target: "bodhi_auth", "resending the request after a 401");
+                    State::Forward {
+                        future: service.call(request),
+                    }
+                }
+                StateProj::Forward { future } => {
+                    let result = ready!(future.poll(cx)).map_err(Into::into);
+                    this.state.set(State::Done);
+                    return Poll::Ready(result);
+                }
+                StateProj::Done => return Poll::Ready(Err(polled_after_completion())),
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+fn resend<S, B>(mut replay: Replay<S, B>, fresh: &AccessToken) -> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    set_token(&mut replay.request, fresh);
+    State::Resending {
+        replay: Some(replay),
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::WaitingForToken { .. } => "WaitingForToken",
+            State::Sent { .. } => "Sent",
+            State::Renewing { .. } => "Renewing",
+            State::Resending { .. } => "Resending",
+            State::Forward { .. } => "Forward",
+            State::Done => "Done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,50 @@
+//! The Tower front end: [`IdmAuthLayer`], [`IdmAuth`] and their [`ResponseFuture`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! use bodhi_auth::testing::{FakeApi, FakeIdm};
+//! use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # let idm = FakeIdm::new();
+//! # let api = FakeApi::new(&idm);
+//! let manager = TokenManager::builder(Credentials::new("user", "secret"))
+//!     # .fake_idm(&idm)
+//!     .build()?;
+//! let service = ServiceBuilder::new()
+//!     .layer(IdmAuthLayer::with_manager(manager))
+//!     .service(api); // any `Service<http::Request<_>>`: a hyper-util client, a channel...
+//! let request = http::Request::get("https://api.example/stores").body(Full::<bytes::Bytes>::default())?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! # Rules
+//! - Every request gets `Authorization: Bearer <access token>` (marked sensitive). A
+//!   request that already has an `Authorization` header passes through untouched and
+//!   causes no login: that is how a caller opts out per request.
+//! - On a 401 to a request that carried our token (never on 403, never for a caller's own
+//!   header), the token is [invalidated](crate::TokenManager::invalidate), the current
+//!   token is fetched (joining any login in flight) and the request is resent once if
+//!   that token differs from the rejected one. A second 401 is returned as it is.
+//! - Resending needs a copy of the request, made before it is sent. See [`ReplayBody`]
+//!   for which bodies can be copied; without a copy, the 401 is returned after the
+//!   token was invalidated, so the next request gets a fresh token.
+//! - Errors are [`BoxError`]; a token failure is a [`crate::Error`] inside it.
+
+mod future;
+#[allow(clippy::module_inception)]
+mod layer;
+mod replay;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::IdmAuthLayer;
+pub use replay::{CloneBodyFn, KnownBodies, NoReplay, ReplayBody};
+pub use service::IdmAuth;
+
+/// The error type of [`IdmAuth`]: the same type as `tower::BoxError`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,116 @@
+//! [`IdmAuth`]: the service the layer produces.
+
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::BoxError;
+use super::future::{Replay, ResponseFuture};
+use super::replay::ReplayBody;
+use crate::{AccessToken, TokenManager};
+
+/// Adds a Bodhi bearer token to each request and recovers from one 401.
+/// Made by [`IdmAuthLayer`](super::IdmAuthLayer); the rules are in [the module
+/// docs](crate::layer).
+#[derive(Debug, Clone)]
+pub struct IdmAuth<S, R> {
+    inner: S,
+    manager: TokenManager,
+    replay: R,
+    resend: bool,
+}
+
+impl<S, R> IdmAuth<S, R> {
+    pub(crate) fn new(inner: S, manager: TokenManager, replay: R, resend: bool) -> Self {
+        IdmAuth {
+            inner,
+            manager,
+            replay,
+            resend,
+        }
+    }
+
+    /// The manager this service gets its tokens from.
+    pub fn manager(&self) -> &TokenManager {
+        &self.manager
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// A copy of `request` (body by `replay`) to resend after a 401.
+fn copy_request<B>(request: &Request<B>, replay: &impl ReplayBody<B>) -> Option<Request<B>> {
+    let body = replay.clone_body(request.body())?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    Some(copy)
+}
+
+impl<S, R, B, ResB> Service<Request<B>> for IdmAuth<S, R>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    R: ReplayBody<B>,
+{
+    type Response = Response<ResB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // `poll_ready` readied `self.inner`, not its clones: take the ready instance for
+        // this request and leave a fresh clone for the next `poll_ready` (tower-service
+        // docs, "Be careful when cloning inner services").
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+
+        if request.headers().contains_key(AUTHORIZATION) {
+            return ResponseFuture::forward(inner.call(request));
+        }
+        // The copy is made before the first send; the resend gets its own service
+        // instance, readied when (and only if) it is needed.
+        let replay = if self.resend {
+            copy_request(&request, &self.replay).map(|request| Replay {
+                request,
+                service: self.inner.clone(),
+            })
+        } else {
+            None
+        };
+        match self.manager.cached() {
+            Some(token) => {
+                set_token(&mut request, &token);
+                ResponseFuture::sent(inner.call(request), token, replay, self.manager.clone())
+            }
+            None => ResponseFuture::wait_for_token(request, inner, replay, self.manager.clone()),
+        }
+    }
+}
+
+pub(crate) fn set_token<B>(request: &mut Request<B>, token: &AccessToken) {
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, token.header_value().clone());
+}

@@ -1,0 +1,111 @@
+//! The reqwest front end: [`IdmAuthMiddleware`] for `reqwest-middleware`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bodhi_auth::testing::{FakeApi, FakeIdm};
+//! use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager};
+//!
+//! # let idm = FakeIdm::new();
+//! # let api = FakeApi::new(&idm).serve().await?;
+//! let manager = TokenManager::builder(Credentials::new("user", "secret"))
+//!     # .fake_idm(&idm)
+//!     .build()?;
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(IdmAuthMiddleware::with_manager(manager))
+//!     .build();
+//! let response = client.get(api.url("/stores")).send().await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! The rules are the Tower layer's ([`crate::layer`]): the header is set unless the
+//! request has one; on a 401 to our token, the token is invalidated and the request is
+//! resent once when `Request::try_clone()` succeeds (not for streaming bodies) and the
+//! token changed. Token failures are `reqwest_middleware::Error::Middleware` wrapping a
+//! [`crate::Error`] (downcast works).
+
+use http::Extensions;
+use http::header::AUTHORIZATION;
+use reqwest::{Request, Response, StatusCode};
+use reqwest_middleware::{Middleware, Next};
+
+use crate::{Credentials, TokenManager};
+
+/// Authenticates reqwest requests with a Bodhi access token; see [the module
+/// docs](crate::middleware).
+#[derive(Debug, Clone)]
+pub struct IdmAuthMiddleware {
+    manager: TokenManager,
+    resend: bool,
+}
+
+impl IdmAuthMiddleware {
+    /// A middleware with its own manager for the Prod IDM and every default. Infallible.
+    pub fn new(credentials: Credentials) -> Self {
+        Self::with_manager(TokenManager::new(credentials))
+    }
+
+    /// A middleware over an existing manager (shared cache, shared login).
+    pub fn with_manager(manager: TokenManager) -> Self {
+        IdmAuthMiddleware {
+            manager,
+            resend: true,
+        }
+    }
+
+    /// The manager this middleware gets its tokens from.
+    pub fn manager(&self) -> &TokenManager {
+        &self.manager
+    }
+
+    /// Whether to resend after a 401 (on by default).
+    pub fn resend(mut self, resend: bool) -> Self {
+        self.resend = resend;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for IdmAuthMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        if request.headers().contains_key(AUTHORIZATION) {
+            return next.run(request, extensions).await;
+        }
+        let token = self
+            .manager
+            .access_token()
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.header_value().clone());
+        // Decided before the first send: a streaming body cannot be copied afterwards.
+        let copy = if self.resend {
+            request.try_clone()
+        } else {
+            None
+        };
+        let response = next.clone().run(request, extensions).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(mut copy) = copy else {
+            self.manager.invalidate(&token);
+            return Ok(response);
+        };
+        let Some(fresh) = self.manager.replacement_for(&token).await else {
+            return Ok(response);
+        };
+        drop(response);
+        copy.headers_mut()
+            .insert(AUTHORIZATION, fresh.header_value().clone());
+        tracing::debug!(target: "bodhi_auth", "resending the request after a 401");
+        next.run(copy, extensions).await
+    }
+}

@@ -1,0 +1,43 @@
+//! Helpers shared by test binaries (the fake IDM and API live in `bodhi_auth::testing`).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Every line the global tracing subscriber writes, at TRACE level.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Installs a global TRACE subscriber writing here. Global, and each binary that uses
+    /// it has one test: tracing caches per-callsite interest, so a thread-local
+    /// subscriber can miss events first seen on another thread.
+    pub fn install() -> CapturedLogs {
+        let captured = CapturedLogs::default();
+        let writer = captured.clone();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        )
+        .unwrap();
+        captured
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
