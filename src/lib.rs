@@ -39,6 +39,7 @@
 
 mod credentials;
 mod error;
+mod scope;
 mod token;
 
 #[cfg(feature = "tower")]
@@ -55,6 +56,7 @@ pub use error::{Error, ErrorKind};
 pub use layer::{BoxError, CloneBodyFn, IdmAuth, IdmAuthLayer, KnownBodies, NoReplay, ReplayBody};
 #[cfg(feature = "reqwest")]
 pub use middleware::IdmAuthMiddleware;
+pub use scope::TokenScope;
 pub use token::policy;
 pub use token::{
     AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, ENVIRONMENT_ENV,

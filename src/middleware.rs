@@ -30,7 +30,7 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::{Credentials, TokenManager};
+use crate::{Credentials, TokenManager, TokenScope};
 
 /// Authenticates reqwest requests with a Bodhi access token; see [the module
 /// docs](crate::middleware).
@@ -38,6 +38,7 @@ use crate::{Credentials, TokenManager};
 pub struct IdmAuthMiddleware {
     manager: TokenManager,
     resend: bool,
+    scope: Option<TokenScope>,
 }
 
 impl IdmAuthMiddleware {
@@ -51,12 +52,19 @@ impl IdmAuthMiddleware {
         IdmAuthMiddleware {
             manager,
             resend: true,
+            scope: None,
         }
     }
 
     /// The manager this middleware gets its tokens from.
     pub fn manager(&self) -> &TokenManager {
         &self.manager
+    }
+
+    /// Sends the token only to these origins; other requests pass through untouched.
+    pub fn scope(mut self, scope: TokenScope) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     /// Whether to resend after a 401 (on by default).
@@ -74,7 +82,11 @@ impl Middleware for IdmAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        if request.headers().contains_key(AUTHORIZATION) {
+        let out_of_scope = self
+            .scope
+            .as_ref()
+            .is_some_and(|scope| !scope.allows_url(request.url()));
+        if out_of_scope || request.headers().contains_key(AUTHORIZATION) {
             return next.run(request, extensions).await;
         }
         let token = self

@@ -4,7 +4,7 @@ use tower_layer::Layer;
 
 use super::replay::KnownBodies;
 use super::service::IdmAuth;
-use crate::{Credentials, TokenManager};
+use crate::{Credentials, TokenManager, TokenScope};
 
 /// A Tower layer that authenticates every request with a Bodhi access token.
 ///
@@ -16,6 +16,7 @@ pub struct IdmAuthLayer<R = KnownBodies> {
     manager: TokenManager,
     replay: R,
     resend: bool,
+    scope: Option<TokenScope>,
 }
 
 impl IdmAuthLayer {
@@ -30,6 +31,7 @@ impl IdmAuthLayer {
             manager,
             replay: KnownBodies,
             resend: true,
+            scope: None,
         }
     }
 }
@@ -48,12 +50,19 @@ impl<R> IdmAuthLayer<R> {
         self
     }
 
+    /// Sends the token only to these origins; other requests pass through untouched.
+    pub fn scope(mut self, scope: TokenScope) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
     /// How request bodies are copied for a resend ([`KnownBodies`] by default).
     pub fn replay<P>(self, replay: P) -> IdmAuthLayer<P> {
         IdmAuthLayer {
             manager: self.manager,
             replay,
             resend: self.resend,
+            scope: self.scope,
         }
     }
 }
@@ -67,6 +76,7 @@ impl<S, R: Clone> Layer<S> for IdmAuthLayer<R> {
             self.manager.clone(),
             self.replay.clone(),
             self.resend,
+            self.scope.clone(),
         )
     }
 }

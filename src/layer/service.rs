@@ -9,7 +9,7 @@ use tower_service::Service;
 use super::BoxError;
 use super::future::{Replay, ResponseFuture};
 use super::replay::ReplayBody;
-use crate::{AccessToken, TokenManager};
+use crate::{AccessToken, TokenManager, TokenScope};
 
 /// Adds a Bodhi bearer token to each request and recovers from one 401.
 /// Made by [`IdmAuthLayer`](super::IdmAuthLayer); the rules are in [the module
@@ -20,15 +20,23 @@ pub struct IdmAuth<S, R> {
     manager: TokenManager,
     replay: R,
     resend: bool,
+    scope: Option<TokenScope>,
 }
 
 impl<S, R> IdmAuth<S, R> {
-    pub(crate) fn new(inner: S, manager: TokenManager, replay: R, resend: bool) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        manager: TokenManager,
+        replay: R,
+        resend: bool,
+        scope: Option<TokenScope>,
+    ) -> Self {
         IdmAuth {
             inner,
             manager,
             replay,
             resend,
+            scope,
         }
     }
 
@@ -86,7 +94,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
-        if request.headers().contains_key(AUTHORIZATION) {
+        let out_of_scope = self
+            .scope
+            .as_ref()
+            .is_some_and(|scope| !scope.allows_uri(request.uri()));
+        if out_of_scope || request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::forward(inner.call(request));
         }
         // The copy is made before the first send; the resend gets its own service
