@@ -649,3 +649,98 @@ async fn logout_ends_the_session_and_clears_the_cache() {
     manager.access_token().await.unwrap();
     assert_eq!(idm.password_grants(), 2);
 }
+
+// Found in review ---------------------------------------------------------------------
+
+#[test]
+fn a_refresh_whose_runtime_died_before_it_ran_does_not_jam_the_manager() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let idm = FakeIdm::new();
+    idm.set_access_ttl(Duration::from_secs(100));
+    let manager = manager(&idm);
+    let first = paused().block_on(async {
+        let first = manager.access_token().await.unwrap();
+        advance(Duration::from_secs(71)).await;
+        // Starts the background refresh on this runtime, which is dropped before the
+        // refresh task is ever polled.
+        assert!(manager.access_token().await.unwrap().same_token(&first));
+        first
+    });
+    paused().block_on(async {
+        advance(Duration::from_secs(200)).await; // the old token has expired
+        let fresh = manager.access_token().await.unwrap();
+        assert!(!fresh.same_token(&first));
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_password_detaches_a_login_still_using_the_old_one() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_secs(1));
+    let manager = TokenManager::builder(Credentials::new("user", "old-password"))
+        .fake_idm(&idm)
+        .build()
+        .unwrap();
+    let old_login = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.access_token().await })
+    };
+    sleep(Duration::from_millis(10)).await;
+    manager.set_credentials(Credentials::new("user", "secret"));
+    let refused = old_login.await.unwrap().unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidCredentials);
+    // The refusal belonged to the old password: no cooldown for the new one.
+    manager.access_token().await.unwrap();
+    assert_eq!(idm.password_grants(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_idm_and_short_tokens_do_not_make_refreshes_back_to_back() {
+    let idm = FakeIdm::new();
+    idm.set_access_ttl(Duration::from_secs(2));
+    idm.set_latency(Duration::from_millis(1200));
+    let manager = manager(&idm);
+    let start = Instant::now();
+    while Instant::now() - start < Duration::from_secs(10) {
+        manager.access_token().await.unwrap();
+        sleep(Duration::from_millis(100)).await;
+    }
+    let at: Vec<Duration> = idm.requests().iter().map(|r| r.at - start).collect();
+    for pair in at.windows(2) {
+        // Each answer takes 1.2 s; the next refresh waits at least half of what was
+        // left of the new token's life (0.4 s) instead of starting on arrival.
+        assert!(pair[1] - pair[0] >= Duration::from_millis(1500), "{at:?}");
+    }
+}
+
+#[test]
+fn absurd_configuration_durations_do_not_overflow() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let idm = FakeIdm::new();
+        let manager = TokenManager::builder(Credentials::new("user", "secret"))
+            .fake_idm(&idm)
+            .min_relogin_interval(Duration::MAX)
+            .cooldown(Duration::MAX, Duration::MAX)
+            .refresh_margin(Duration::MAX)
+            .build()
+            .unwrap();
+        let a = manager.access_token().await.unwrap();
+        assert!(manager.invalidate(&a));
+        let b = manager.access_token().await.unwrap();
+        assert!(!manager.invalidate(&b), "throttled for 'ever'");
+        idm.set_persistent_fault(Some(Fault::status(503)));
+        manager.set_credentials(Credentials::new("other", "x"));
+        assert!(manager.access_token().await.is_err());
+    });
+}

@@ -165,7 +165,13 @@ where
                     token,
                     replay,
                 } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let response = match ready!(future.poll(cx)) {
+                        Ok(response) => response,
+                        Err(error) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(error.into()));
+                        }
+                    };
                     let (Some(rejected), Some(manager)) = (token.take(), this.manager.as_ref())
                     else {
                         return Poll::Ready(Err(polled_after_completion()));

@@ -21,7 +21,16 @@ pub const DEFAULT_SCOPE: &str = "openid";
 /// the lifetime).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
-/// Configures a [`TokenManager`]. `build` does no I/O.
+/// The longest duration a knob takes; larger values are clamped, so that no
+/// `Instant` arithmetic can overflow (a year is "never" for a token cache).
+const MAX_KNOB: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn cap(duration: Duration) -> Duration {
+    duration.min(MAX_KNOB)
+}
+
+/// Configures a [`TokenManager`]. `build` does no I/O. Durations above a year are
+/// treated as a year.
 ///
 /// ```
 /// use std::time::Duration;
@@ -91,7 +100,7 @@ impl TokenManagerBuilder {
     /// How long before expiry to refresh ([`DEFAULT_REFRESH_MARGIN`]); capped at half
     /// of each token's lifetime.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.refresh_margin = margin;
+        self.refresh_margin = cap(margin);
         self
     }
 
@@ -103,7 +112,7 @@ impl TokenManagerBuilder {
 
     /// Time-out of each IDM request ([`DEFAULT_REQUEST_TIMEOUT`](crate::policy::DEFAULT_REQUEST_TIMEOUT)).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.policy.request_timeout = timeout;
+        self.policy.request_timeout = cap(timeout);
         self
     }
 
@@ -116,13 +125,13 @@ impl TokenManagerBuilder {
 
     /// Bound of the first retry pause ([`DEFAULT_INITIAL_BACKOFF`](crate::policy::DEFAULT_INITIAL_BACKOFF)).
     pub fn initial_backoff(mut self, backoff: Duration) -> Self {
-        self.policy.initial_backoff = backoff;
+        self.policy.initial_backoff = cap(backoff);
         self
     }
 
     /// The most one flight takes ([`DEFAULT_FLIGHT_DEADLINE`](crate::policy::DEFAULT_FLIGHT_DEADLINE)).
     pub fn flight_deadline(mut self, deadline: Duration) -> Self {
-        self.policy.flight_deadline = deadline;
+        self.policy.flight_deadline = cap(deadline);
         self
     }
 
@@ -134,7 +143,7 @@ impl TokenManagerBuilder {
 
     /// Longest `Retry-After` obeyed ([`DEFAULT_MAX_RETRY_AFTER`](crate::policy::DEFAULT_MAX_RETRY_AFTER)).
     pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.policy.max_retry_after = max;
+        self.policy.max_retry_after = cap(max);
         self
     }
 
@@ -142,15 +151,15 @@ impl TokenManagerBuilder {
     /// ([`DEFAULT_COOLDOWN`](crate::policy::DEFAULT_COOLDOWN),
     /// [`DEFAULT_MAX_COOLDOWN`](crate::policy::DEFAULT_MAX_COOLDOWN)).
     pub fn cooldown(mut self, first: Duration, max: Duration) -> Self {
-        self.policy.cooldown = first;
-        self.policy.max_cooldown = max;
+        self.policy.cooldown = cap(first);
+        self.policy.max_cooldown = cap(max);
         self
     }
 
     /// Cooldown after refused credentials
     /// ([`DEFAULT_INVALID_CREDENTIALS_COOLDOWN`](crate::policy::DEFAULT_INVALID_CREDENTIALS_COOLDOWN)).
     pub fn invalid_credentials_cooldown(mut self, cooldown: Duration) -> Self {
-        self.policy.invalid_credentials_cooldown = cooldown;
+        self.policy.invalid_credentials_cooldown = cap(cooldown);
         self
     }
 
@@ -158,7 +167,7 @@ impl TokenManagerBuilder {
     /// ([`DEFAULT_MIN_RELOGIN_INTERVAL`](crate::policy::DEFAULT_MIN_RELOGIN_INTERVAL));
     /// zero disables the throttle.
     pub fn min_relogin_interval(mut self, interval: Duration) -> Self {
-        self.policy.min_relogin_interval = interval;
+        self.policy.min_relogin_interval = cap(interval);
         self
     }
 

@@ -114,7 +114,8 @@ fn fresh(
     previous_refresh: Option<&Arc<RefreshToken>>,
 ) -> Result<Fresh, Error> {
     let expires_at = sent_at + response.expires_in;
-    if expires_at <= Instant::now() {
+    let arrived = Instant::now();
+    if expires_at <= arrived {
         return Err(Error::new(
             ErrorKind::InvalidResponse,
             format!(
@@ -123,9 +124,11 @@ fn fresh(
             ),
         ));
     }
-    // Never more than half the lifetime, so a short token is still used (and a margin
-    // larger than the lifetime cannot turn into a refresh loop).
+    // Never more than half the lifetime, so a short token is still used; and at least
+    // half of what is left when it arrives, so a slow IDM and a short lifetime cannot
+    // make refresh-due pass before the token is even cached (a refresh loop).
     let margin = inner.config.refresh_margin.min(response.expires_in / 2);
+    let refresh_at = (expires_at - margin).max(arrived + (expires_at - arrived) / 2);
     let refresh_expires_at = response.refresh_expires_in.map(|d| sent_at + d);
     let refresh = match (response.refresh_token, previous_refresh) {
         (Some(secret), _) => Some(Arc::new(RefreshToken {
@@ -147,7 +150,7 @@ fn fresh(
     )?;
     Ok(Fresh {
         token,
-        refresh_at: expires_at - margin,
+        refresh_at,
         refresh,
     })
 }

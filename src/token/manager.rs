@@ -162,7 +162,16 @@ impl TokenManager {
         let flight = {
             let mut shared = self.inner.shared.write();
             let now = Instant::now();
-            match shared.state.access(now) {
+            let mut access = shared.state.access(now);
+            if let Access::Join(flight) = &access
+                && flight.result.has_changed().is_err()
+            {
+                // Its task was dropped before it ran (its runtime went away): forget
+                // it and start afresh rather than join a flight that cannot end.
+                shared.abandon(flight.id);
+                access = shared.state.access(now);
+            }
+            match access {
                 Access::Ready(token) => return Ok(token),
                 Access::Fail(error) => return Err(error),
                 Access::Join(flight) => {
@@ -171,13 +180,29 @@ impl TokenManager {
                 }
                 Access::StartAndWait => self.launch(&mut shared, now)?,
                 Access::StartInBackground(token) => {
-                    self.launch(&mut shared, now)?;
-                    tracing::debug!(target: "bodhi_auth", "refresh due; refreshing in the background");
+                    match self.launch(&mut shared, now) {
+                        Ok(_) => {
+                            tracing::debug!(target: "bodhi_auth", "refresh due; refreshing in the background")
+                        }
+                        // The token is still valid: serve it; the refresh waits for a runtime.
+                        Err(error) => {
+                            tracing::debug!(target: "bodhi_auth", %error, "refresh due but not started")
+                        }
+                    }
                     return Ok(token);
                 }
             }
         };
-        wait(flight).await
+        let id = flight.id;
+        match wait(flight).await {
+            Some(result) => result,
+            None => {
+                // The task ended without an answer: clear it so the next caller starts
+                // a new flight instead of joining a dead one.
+                self.inner.shared.write().abandon(id);
+                Err(abandoned())
+            }
+        }
     }
 
     /// Registers and spawns a flight while holding the lock, so exactly one starts.
@@ -291,10 +316,11 @@ impl Replacement {
     }
 }
 
-async fn wait(mut flight: Flight) -> FlightResult {
+/// The flight's result, or `None` if its task ended without one.
+async fn wait(mut flight: Flight) -> Option<FlightResult> {
     match flight.result.wait_for(Option::is_some).await {
-        Ok(result) => result.clone().unwrap_or_else(|| Err(abandoned())),
-        Err(_) => Err(abandoned()),
+        Ok(result) => result.clone(),
+        Err(_) => None,
     }
 }
 

@@ -251,7 +251,7 @@ impl Shared {
         }
         if self
             .last_forced_relogin
-            .is_some_and(|last| now < last + min_interval)
+            .is_some_and(|last| now.saturating_duration_since(last) < min_interval)
         {
             return false;
         }
@@ -286,9 +286,13 @@ impl Shared {
         if credentials.username() != self.credentials.username() {
             self.clear();
         }
-        if matches!(self.state, State::CoolingDown { .. }) {
-            self.state = State::Empty;
-        }
+        // A flight already under way may use the old password: detach it, so its
+        // answer (a refusal, say) is not recorded against the new credentials.
+        self.state = match mem::take(&mut self.state) {
+            State::CoolingDown { .. } | State::Fetching(_) => State::Empty,
+            State::RefreshingWhileValid(c, _) => State::Valid(c),
+            other => other,
+        };
         self.failures = 0;
         self.credentials = credentials;
     }
