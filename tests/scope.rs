@@ -22,19 +22,39 @@ fn manager(idm: &FakeIdm) -> TokenManager {
 /// What each request reached the network with: (host, had an Authorization header).
 type Seen = Arc<Mutex<Vec<(String, bool)>>>;
 
+/// A service that records what it saw and answers 200, or 302 to
+/// `https://files.elsewhere.example/report` for `redirecting_host`.
+fn recorder(
+    seen: &Seen,
+    redirecting_host: Option<&'static str>,
+) -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    let seen = seen.clone();
+    tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let host = request.uri().host().unwrap_or_default().to_owned();
+        let authorized = request.headers().contains_key(AUTHORIZATION);
+        seen.lock().unwrap().push((host.clone(), authorized));
+        let mut response = Response::new(Full::<Bytes>::default());
+        if Some(host.as_str()) == redirecting_host {
+            *response.status_mut() = StatusCode::FOUND;
+            response.headers_mut().insert(
+                LOCATION,
+                "https://files.elsewhere.example/report".parse().unwrap(),
+            );
+        }
+        async move { Ok::<_, Infallible>(response) }
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_layer_sends_no_token_to_other_hosts_and_logs_in_for_none() {
     let idm = FakeIdm::new();
     let seen = Seen::default();
-    let recorder = seen.clone();
-    let inner = tower::service_fn(move |request: Request<Full<Bytes>>| {
-        let host = request.uri().host().unwrap_or_default().to_owned();
-        recorder
-            .lock()
-            .unwrap()
-            .push((host, request.headers().contains_key(AUTHORIZATION)));
-        async { Ok::<_, Infallible>(Response::new(Full::<Bytes>::default())) }
-    });
+    let inner = recorder(&seen, None);
     let scope = TokenScope::origins(["https://api.bodhi.example"]).unwrap();
     let service = ServiceBuilder::new()
         .layer(IdmAuthLayer::with_manager(manager(&idm)).scope(scope))
@@ -74,25 +94,7 @@ async fn the_layer_sends_no_token_to_other_hosts_and_logs_in_for_none() {
 async fn a_redirect_followed_outside_the_layer_never_carries_the_token_to_another_host() {
     let idm = FakeIdm::new();
     let seen = Seen::default();
-    let recorder = seen.clone();
-    let inner = tower::service_fn(move |request: Request<Full<Bytes>>| {
-        let host = request.uri().host().unwrap_or_default().to_owned();
-        recorder
-            .lock()
-            .unwrap()
-            .push((host.clone(), request.headers().contains_key(AUTHORIZATION)));
-        async move {
-            let mut response = Response::new(Full::<Bytes>::default());
-            if host == "api.bodhi.example" {
-                *response.status_mut() = StatusCode::FOUND;
-                response.headers_mut().insert(
-                    LOCATION,
-                    "https://files.elsewhere.example/report".parse().unwrap(),
-                );
-            }
-            Ok::<_, Infallible>(response)
-        }
-    });
+    let inner = recorder(&seen, Some("api.bodhi.example"));
     let scope = TokenScope::origins(["https://api.bodhi.example"]).unwrap();
     let service = ServiceBuilder::new()
         .layer(FollowRedirectLayer::new())
