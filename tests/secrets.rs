@@ -5,10 +5,14 @@ use std::time::Duration;
 
 mod support;
 
-use bodhi_auth::testing::{FakeIdm, Fault};
-use bodhi_auth::{Credentials, Error, TokenManager};
+use bodhi_auth::testing::{FakeApi, FakeIdm, Fault};
+use bodhi_auth::{Credentials, Error, IdmAuthLayer, TokenManager};
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
 use support::CapturedLogs;
 use tokio::time::advance;
+use tower::{Layer, ServiceExt};
 
 const PASSWORD: &str = "hunter2&secret=yes";
 
@@ -84,6 +88,38 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
     tokens.push(manager.access_token().await.unwrap());
     manager.logout().await.unwrap();
 
+    // Two callers at once: the second joins the first one's flight.
+    idm.set_latency(Duration::from_millis(100));
+    let joined = TokenManager::builder(Credentials::new("user", PASSWORD))
+        .fake_idm(&idm)
+        .build()
+        .unwrap();
+    let (a, b) = tokio::join!(joined.access_token(), joined.access_token());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.same_token(&b));
+    tokens.push(a);
+    idm.set_latency(Duration::ZERO);
+
+    // Through the Tower layer: a 401 answered by a resend, then a throttled re-login.
+    let api = FakeApi::new(&idm);
+    let service = IdmAuthLayer::with_manager(joined.clone()).layer(api.clone());
+    let request = || {
+        Request::get("https://api.example/")
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    api.reject_next(1);
+    assert_eq!(
+        service.clone().oneshot(request()).await.unwrap().status(),
+        200
+    );
+    api.reject_next(1);
+    assert_eq!(
+        service.clone().oneshot(request()).await.unwrap().status(),
+        401
+    );
+    tokens.push(joined.cached().unwrap());
+
     for token in &tokens {
         shown.push(format!("{token:?}"));
         if let Ok(identity) = token.identity() {
@@ -102,10 +138,26 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
     assert_clean(&shown.join("\n"), &secrets);
 
     let log = captured.text();
-    assert!(log.contains("starting token flight"), "{log}");
-    assert!(log.contains("refreshing in the background"), "{log}");
-    assert!(log.contains("retrying"), "{log}");
-    assert!(log.contains("cooling down"), "{log}");
-    assert!(log.contains("rejected by the API"), "{log}");
+    for event in [
+        "starting token flight",        // login
+        "sending token request",        // each IDM request, with grant and attempt
+        "refreshing in the background", // refresh-due
+        "joining token flight",         // single flight
+        "token flight succeeded",       // with elapsed_ms
+        "retrying",                     // with attempt and pause_ms
+        "cooling down",                 // with next_attempt_in_ms
+        "returning the last error",     // a caller inside the cooldown
+        "rejected by the API",          // a 401 invalidation
+        "resending the request after a 401",
+        "re-login throttled", // with remaining_ms
+        "logged out",
+    ] {
+        assert!(log.contains(event), "no {event:?} event in:\n{log}");
+    }
+    assert!(
+        log.contains("elapsed_ms=")
+            && log.contains("pause_ms=")
+            && log.contains("next_attempt_in_ms=")
+    );
     assert_clean(&log, &secrets);
 }

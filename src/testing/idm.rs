@@ -133,6 +133,14 @@ struct Issued {
     expires_at: Option<Instant>,
 }
 
+#[derive(Default)]
+struct Counts {
+    token: usize,
+    password: usize,
+    refresh: usize,
+    logout: usize,
+}
+
 struct IdmState {
     users: HashMap<String, User>,
     client_id: String,
@@ -143,6 +151,8 @@ struct IdmState {
     faults: VecDeque<Fault>,
     persistent_fault: Option<Fault>,
     requests: Vec<RecordedRequest>,
+    recording: bool,
+    counts: Counts,
     sessions: Vec<Session>,
     access_tokens: HashMap<String, Issued>,
     refresh_tokens: HashMap<String, Issued>,
@@ -204,6 +214,8 @@ impl FakeIdm {
                 faults: VecDeque::new(),
                 persistent_fault: None,
                 requests: Vec::new(),
+                recording: true,
+                counts: Counts::default(),
                 sessions: Vec::new(),
                 access_tokens: HashMap::new(),
                 refresh_tokens: HashMap::new(),
@@ -255,33 +267,39 @@ impl FakeIdm {
         self.state.lock().persistent_fault = fault;
     }
 
-    /// Every request received so far.
+    /// Whether to keep every request for [`requests`](Self::requests) (on by default).
+    /// Long soak runs turn it off; the counters keep counting.
+    pub fn set_recording(&self, recording: bool) {
+        let mut state = self.state.lock();
+        state.recording = recording;
+        if !recording {
+            state.requests = Vec::new();
+        }
+    }
+
+    /// Every request received so far (while recording).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.lock().requests.clone()
     }
 
     /// Requests to the token endpoint.
     pub fn token_requests(&self) -> usize {
-        self.count(|r| r.path.ends_with("/token"))
+        self.state.lock().counts.token
     }
 
     /// Password grants received.
     pub fn password_grants(&self) -> usize {
-        self.count(|r| r.grant_type() == Some("password"))
+        self.state.lock().counts.password
     }
 
     /// Refresh grants received.
     pub fn refresh_grants(&self) -> usize {
-        self.count(|r| r.grant_type() == Some("refresh_token"))
+        self.state.lock().counts.refresh
     }
 
     /// Logout requests received.
     pub fn logouts(&self) -> usize {
-        self.count(|r| r.path.ends_with("/logout"))
-    }
-
-    fn count(&self, f: impl Fn(&RecordedRequest) -> bool) -> usize {
-        self.state.lock().requests.iter().filter(|r| f(r)).count()
+        self.state.lock().counts.logout
     }
 
     /// Sessions that are neither logged out nor revoked.
@@ -332,14 +350,28 @@ impl FakeIdm {
         let form: Vec<(String, String)> = form_urlencoded::parse(raw_form.as_bytes())
             .into_owned()
             .collect();
-        state.requests.push(RecordedRequest {
+        let request = RecordedRequest {
             path: path.to_owned(),
             raw_form: raw_form.to_owned(),
             form,
             authorization: authorization.map(str::to_owned),
             content_type: content_type.map(str::to_owned),
             at: Instant::now(),
-        });
+        };
+        let counts = &mut state.counts;
+        if path.ends_with("/logout") {
+            counts.logout += 1;
+        } else {
+            counts.token += 1;
+            match request.grant_type() {
+                Some("password") => counts.password += 1,
+                Some("refresh_token") => counts.refresh += 1,
+                _ => {}
+            }
+        }
+        if state.recording {
+            state.requests.push(request.clone());
+        }
         let fault = state
             .faults
             .pop_front()
@@ -365,11 +397,10 @@ impl FakeIdm {
             Some(Fault::Delay(extra)) => delay += extra,
             None => {}
         }
-        let request = state.requests.last().cloned();
-        let reply = match request {
-            Some(request) if path.ends_with("/logout") => state.logout(&request),
-            Some(request) => state.token(&request),
-            None => json_reply(500, json!({})),
+        let reply = if path.ends_with("/logout") {
+            state.logout(&request)
+        } else {
+            state.token(&request)
         };
         delayed(delay, reply)
     }
@@ -469,6 +500,10 @@ impl IdmState {
         self.serial += 1;
         let serial = self.serial;
         let now = Instant::now();
+        // Forget dead tokens, so a long soak run does not grow the fake without bound.
+        let live = |issued: &Issued| issued.expires_at.is_none_or(|at| now < at);
+        self.access_tokens.retain(|_, issued| live(issued));
+        self.refresh_tokens.retain(|_, issued| live(issued));
         let username = self.sessions[session as usize].username.clone();
         let namespace = self.users.get(&username).and_then(|u| u.namespace.clone());
         let jwt = |typ: &str| {

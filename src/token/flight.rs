@@ -24,10 +24,12 @@ pub(crate) async fn run(inner: Arc<Inner>, id: u64, tx: watch::Sender<Option<Fli
     };
     let started = Instant::now();
     let outcome = fetch(&inner).await;
-    let result = inner
-        .shared
-        .write()
-        .complete(id, outcome, Instant::now(), &inner.config.policy);
+    let (result, next_attempt_in) = {
+        let mut shared = inner.shared.write();
+        let now = Instant::now();
+        let result = shared.complete(id, outcome, now, &inner.config.policy);
+        (result, shared.next_attempt_in(now))
+    };
     guard.armed = false;
     match &result {
         Ok(_) => tracing::debug!(
@@ -40,6 +42,7 @@ pub(crate) async fn run(inner: Arc<Inner>, id: u64, tx: watch::Sender<Option<Fli
             target: "bodhi_auth",
             flight = id,
             elapsed_ms = started.elapsed().as_millis() as u64,
+            next_attempt_in_ms = next_attempt_in.map(|d| d.as_millis() as u64),
             %error,
             "token flight failed; cooling down"
         ),

@@ -12,7 +12,7 @@ use super::builder::TokenManagerBuilder;
 use super::flight;
 use super::idm;
 use super::policy::Policy;
-use super::state::{Access, Flight, FlightResult, Shared};
+use super::state::{Access, Flight, FlightResult, Invalidation, Shared};
 use super::transport::Transport;
 use crate::{Credentials, Error, ErrorKind};
 
@@ -173,7 +173,10 @@ impl TokenManager {
             }
             match access {
                 Access::Ready(token) => return Ok(token),
-                Access::Fail(error) => return Err(error),
+                Access::Fail(error) => {
+                    tracing::trace!(target: "bodhi_auth", "cooling down; returning the last error");
+                    return Err(error);
+                }
                 Access::Join(flight) => {
                     tracing::trace!(target: "bodhi_auth", flight = flight.id, "joining token flight");
                     flight
@@ -228,17 +231,25 @@ impl TokenManager {
     /// 401-driven re-login was less than the minimum re-login interval ago (see
     /// [`TokenManagerBuilder::min_relogin_interval`]).
     pub fn invalidate(&self, rejected: &AccessToken) -> bool {
-        let dropped = self.inner.shared.write().invalidate(
+        let outcome = self.inner.shared.write().invalidate(
             rejected,
             Instant::now(),
             self.inner.config.policy.min_relogin_interval,
         );
-        if dropped {
-            tracing::debug!(target: "bodhi_auth", "token rejected by the API; dropped");
-        } else {
-            tracing::trace!(target: "bodhi_auth", "invalidate: token not current or re-login throttled");
+        match outcome {
+            Invalidation::Dropped => {
+                tracing::debug!(target: "bodhi_auth", "token rejected by the API; dropped")
+            }
+            Invalidation::NotCurrent => {
+                tracing::trace!(target: "bodhi_auth", "rejected token already replaced")
+            }
+            Invalidation::Throttled { remaining } => tracing::debug!(
+                target: "bodhi_auth",
+                remaining_ms = remaining.as_millis() as u64,
+                "re-login throttled; keeping the token"
+            ),
         }
-        dropped
+        outcome == Invalidation::Dropped
     }
 
     /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)

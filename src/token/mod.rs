@@ -5,6 +5,8 @@ mod builder;
 mod claims;
 mod environment;
 mod flight;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod idm;
 mod manager;
 pub mod policy;

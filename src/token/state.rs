@@ -114,6 +114,18 @@ impl State {
     }
 }
 
+/// What [`Shared::invalidate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invalidation {
+    Dropped,
+    /// Another token already replaced it (a late 401).
+    NotCurrent,
+    /// The previous 401-driven re-login was too recent.
+    Throttled {
+        remaining: Duration,
+    },
+}
+
 /// A refresh token and when it dies (`None`: the IDM gave no expiry).
 pub(crate) struct RefreshToken {
     pub(crate) secret: Zeroizing<String>,
@@ -239,21 +251,23 @@ impl Shared {
     }
 
     /// Drops `rejected` if it is still the current token and the re-login throttle
-    /// allows; returns whether it was dropped.
+    /// allows.
     pub(crate) fn invalidate(
         &mut self,
         rejected: &AccessToken,
         now: Instant,
         min_interval: Duration,
-    ) -> bool {
+    ) -> Invalidation {
         if !self.state.current().is_some_and(|t| t.same_token(rejected)) {
-            return false;
+            return Invalidation::NotCurrent;
         }
-        if self
-            .last_forced_relogin
-            .is_some_and(|last| now.saturating_duration_since(last) < min_interval)
-        {
-            return false;
+        if let Some(last) = self.last_forced_relogin {
+            let since = now.saturating_duration_since(last);
+            if since < min_interval {
+                return Invalidation::Throttled {
+                    remaining: min_interval - since,
+                };
+            }
         }
         self.last_forced_relogin = Some(now);
         self.state = match mem::take(&mut self.state) {
@@ -261,7 +275,17 @@ impl Shared {
             State::RefreshingWhileValid(_, flight) => State::Fetching(flight),
             _ => State::Empty,
         };
-        true
+        Invalidation::Dropped
+    }
+
+    /// When the manager will next talk to the IDM on its own: the end of a cooldown, or
+    /// the retry of a failed early refresh.
+    pub(crate) fn next_attempt_in(&self, now: Instant) -> Option<Duration> {
+        match &self.state {
+            State::CoolingDown { until, .. } => Some(until.saturating_duration_since(now)),
+            State::Valid(c) => Some(c.refresh_at.saturating_duration_since(now)),
+            _ => None,
+        }
     }
 
     /// Forgets a refresh token the IDM refused, unless a newer one replaced it.
