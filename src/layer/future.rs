@@ -44,26 +44,27 @@ pin_project! {
         // No cached token: waiting for the manager (the only boxed path).
         WaitingForToken {
             token: TokenFuture,
-            request: Option<Request<B>>,
-            service: Option<S>,
-            replay: Option<Replay<S, B>>,
+            // Boxed, like the other slow-path payloads, to keep the future small for
+            // the cached path, which moves it around.
+            pending: Option<Box<(Request<B>, S)>>,
+            replay: Option<Box<Replay<S, B>>>,
         },
         // Sent with our token; a 401 may lead to a resend.
         Sent {
             #[pin]
             future: S::Future,
             token: Option<AccessToken>,
-            replay: Option<Replay<S, B>>,
+            replay: Option<Box<Replay<S, B>>>,
         },
         // Got a 401; waiting for a token that differs from the rejected one.
         Renewing {
             token: TokenFuture,
             rejected: AccessToken,
-            response: Option<S::Response>,
-            replay: Option<Replay<S, B>>,
+            response: Option<Box<S::Response>>,
+            replay: Option<Box<Replay<S, B>>>,
         },
         // Readying the spare service for the resend.
-        Resending { replay: Option<Replay<S, B>> },
+        Resending { replay: Option<Box<Replay<S, B>>> },
         // A caller's own header, or the resend: whatever comes back is the answer.
         Forward {
             #[pin]
@@ -87,7 +88,7 @@ where
     pub(crate) fn sent(
         future: S::Future,
         token: AccessToken,
-        replay: Option<Replay<S, B>>,
+        replay: Option<Box<Replay<S, B>>>,
         manager: TokenManager,
     ) -> Self {
         ResponseFuture {
@@ -103,14 +104,13 @@ where
     pub(crate) fn wait_for_token(
         request: Request<B>,
         service: S,
-        replay: Option<Replay<S, B>>,
+        replay: Option<Box<Replay<S, B>>>,
         manager: TokenManager,
     ) -> Self {
         ResponseFuture {
             state: State::WaitingForToken {
                 token: Box::pin(manager.clone().access_token_owned()),
-                request: Some(request),
-                service: Some(service),
+                pending: Some(Box::new((request, service))),
                 replay,
             },
             manager: Some(manager),
@@ -138,8 +138,7 @@ where
             let next = match this.state.as_mut().project() {
                 StateProj::WaitingForToken {
                     token,
-                    request,
-                    service,
+                    pending,
                     replay,
                 } => {
                     let token = match ready!(token.as_mut().poll(cx)) {
@@ -149,10 +148,10 @@ where
                             return Poll::Ready(Err(Box::new(error)));
                         }
                     };
-                    let (Some(mut request), Some(mut service)) = (request.take(), service.take())
-                    else {
+                    let Some(pending) = pending.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
+                    let (mut request, mut service) = *pending;
                     set_token(&mut request, &token);
                     State::Sent {
                         future: service.call(request),
@@ -195,7 +194,7 @@ where
                         Replacement::Wait => State::Renewing {
                             token: Box::pin(manager.clone().access_token_owned()),
                             rejected,
-                            response: Some(response),
+                            response: Some(Box::new(response)),
                             replay: Some(replay),
                         },
                     }
@@ -210,7 +209,10 @@ where
                     match (Replacement::filter(result, rejected), replay.take()) {
                         (Some(fresh), Some(replay)) => resend(replay, &fresh),
                         _ => {
-                            let response = response.take().ok_or_else(polled_after_completion);
+                            let response = response
+                                .take()
+                                .map(|response| *response)
+                                .ok_or_else(polled_after_completion);
                             this.state.set(State::Done);
                             return Poll::Ready(response);
                         }
@@ -224,13 +226,13 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    let Some(Replay {
-                        request,
-                        mut service,
-                    }) = replay.take()
-                    else {
+                    let Some(pending) = replay.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
+                    let Replay {
+                        request,
+                        mut service,
+                    } = *pending;
                     tracing::debug!(target: "bodhi_auth", "resending the request after a 401");
                     State::Forward {
                         future: service.call(request),
@@ -248,7 +250,7 @@ where
     }
 }
 
-fn resend<S, B>(mut replay: Replay<S, B>, fresh: &AccessToken) -> State<S, B>
+fn resend<S, B>(mut replay: Box<Replay<S, B>>, fresh: &AccessToken) -> State<S, B>
 where
     S: Service<Request<B>>,
 {

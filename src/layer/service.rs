@@ -104,9 +104,11 @@ where
         // The copy is made before the first send; the resend gets its own service
         // instance, readied when (and only if) it is needed.
         let replay = if self.resend {
-            copy_request(&request, &self.replay).map(|request| Replay {
-                request,
-                service: self.inner.clone(),
+            copy_request(&request, &self.replay).map(|request| {
+                Box::new(Replay {
+                    request,
+                    service: self.inner.clone(),
+                })
             })
         } else {
             None

@@ -1,0 +1,120 @@
+//! reqwest on loopback: a plain client with a static bearer header, a
+//! `ClientWithMiddleware` with a trivial static-header middleware, and the same through
+//! `IdmAuthMiddleware`, at 1 and at 64 requests in flight.
+//!
+//! `cargo bench --bench reqwest_overhead`
+
+use std::time::{Duration, Instant};
+
+use bodhi_auth::testing::{FakeApi, FakeIdm};
+use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::StreamExt;
+use http::{Extensions, HeaderValue, header::AUTHORIZATION};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+
+/// The trivial middleware people would write: set a header they already have.
+struct StaticBearer(HeaderValue);
+
+#[async_trait::async_trait]
+impl Middleware for StaticBearer {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        request.headers_mut().insert(AUTHORIZATION, self.0.clone());
+        next.run(request, extensions).await
+    }
+}
+
+#[derive(Clone)]
+enum Client {
+    Plain(reqwest::Client, HeaderValue),
+    Middleware(ClientWithMiddleware),
+}
+
+impl Client {
+    async fn get(&self, url: &str) {
+        let status = match self {
+            Client::Plain(client, header) => client
+                .get(url)
+                .header(AUTHORIZATION, header.clone())
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            Client::Middleware(client) => client.get(url).send().await.unwrap().status(),
+        };
+        assert_eq!(status, 200);
+    }
+}
+
+/// `iters` requests with `in_flight` at a time.
+async fn run(client: &Client, url: &str, iters: u64, in_flight: usize) -> Duration {
+    let start = Instant::now();
+    futures_util::stream::iter(0..iters)
+        .map(|_| client.get(url))
+        .buffer_unordered(in_flight)
+        .collect::<Vec<()>>()
+        .await;
+    start.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (clients, url, _server) = runtime.block_on(async {
+        let idm = FakeIdm::new();
+        let api = FakeApi::new(&idm);
+        let server = api.serve().await.unwrap();
+        let manager = TokenManager::builder(Credentials::new("user", "secret"))
+            .fake_idm(&idm)
+            .build()
+            .unwrap();
+        let token = manager.access_token().await.unwrap();
+        let header = token.header_value().clone();
+        let clients = [
+            (
+                "plain reqwest, static header",
+                Client::Plain(reqwest::Client::new(), header.clone()),
+            ),
+            (
+                "middleware: static header",
+                Client::Middleware(
+                    ClientBuilder::new(reqwest::Client::new())
+                        .with(StaticBearer(header))
+                        .build(),
+                ),
+            ),
+            (
+                "middleware: IdmAuthMiddleware",
+                Client::Middleware(
+                    ClientBuilder::new(reqwest::Client::new())
+                        .with(IdmAuthMiddleware::with_manager(manager))
+                        .build(),
+                ),
+            ),
+        ];
+        (clients, server.url("/stores"), server)
+    });
+    for in_flight in [1, 64] {
+        let mut group = c.benchmark_group(format!("reqwest_loopback/{in_flight}_in_flight"));
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(4));
+        for (name, client) in &clients {
+            group.bench_function(*name, |b| {
+                b.iter_custom(|iters| runtime.block_on(run(client, &url, iters, in_flight)))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

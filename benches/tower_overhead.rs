@@ -1,0 +1,81 @@
+//! Per-request cost of `IdmAuthLayer` around an in-memory service that answers 200,
+//! against `tower_http::auth::AddAuthorizationLayer::bearer` (the floor: a static header).
+//!
+//! `cargo bench --bench tower_overhead`
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use bodhi_auth::testing::FakeIdm;
+use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager};
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::{Layer, Service};
+use tower_http::auth::AddAuthorizationLayer;
+
+type Body = Full<Bytes>;
+
+fn ok_service()
+-> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send> + Clone
+{
+    tower::service_fn(|_request: Request<Body>| {
+        std::future::ready(Ok(Response::new(Body::default())))
+    })
+}
+
+fn request() -> Request<Body> {
+    Request::get("https://api.bodhi.example/stores")
+        .body(Body::default())
+        .unwrap()
+}
+
+/// One request through a ready service, polled once (everything here is ready at once).
+fn once<S>(service: &mut S)
+where
+    S: Service<Request<Body>>,
+    S::Response: 'static,
+{
+    let response = service.call(request()).now_or_never();
+    black_box(response.is_some());
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idm = FakeIdm::new();
+    let manager = TokenManager::builder(Credentials::new("user", "secret"))
+        .fake_idm(&idm)
+        .build()
+        .unwrap();
+    let token = runtime.block_on(manager.access_token()).unwrap();
+
+    let mut floor = AddAuthorizationLayer::bearer(token.secret()).layer(ok_service());
+    let mut ours_no_resend = IdmAuthLayer::with_manager(manager.clone())
+        .resend(false)
+        .layer(ok_service());
+    let mut ours_resend = IdmAuthLayer::with_manager(manager.clone()).layer(ok_service());
+    let mut bare = ok_service();
+
+    let mut group = c.benchmark_group("tower_per_request");
+    group.bench_function("no auth (the service alone)", |b| {
+        b.iter(|| once(&mut bare))
+    });
+    group.bench_function("floor: AddAuthorizationLayer::bearer", |b| {
+        b.iter(|| once(&mut floor))
+    });
+    group.bench_function("IdmAuthLayer, resend off", |b| {
+        b.iter(|| once(&mut ours_no_resend))
+    });
+    group.bench_function("IdmAuthLayer, resend on", |b| {
+        b.iter(|| once(&mut ours_resend))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
