@@ -31,7 +31,6 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
-        manager: Option<TokenManager>,
     }
 }
 
@@ -81,7 +80,6 @@ where
     pub(crate) fn forward(future: S::Future) -> Self {
         ResponseFuture {
             state: State::Forward { future },
-            manager: None,
         }
     }
 
@@ -89,7 +87,6 @@ where
         future: S::Future,
         token: AccessToken,
         replay: Option<Box<Replay<S, B>>>,
-        manager: TokenManager,
     ) -> Self {
         ResponseFuture {
             state: State::Sent {
@@ -97,7 +94,6 @@ where
                 token: Some(token),
                 replay,
             },
-            manager: Some(manager),
         }
     }
 
@@ -105,7 +101,7 @@ where
         request: Request<B>,
         service: S,
         replay: Option<Box<Replay<S, B>>>,
-        manager: TokenManager,
+        manager: &TokenManager,
     ) -> Self {
         ResponseFuture {
             state: State::WaitingForToken {
@@ -113,7 +109,6 @@ where
                 pending: Some(Box::new((request, service))),
                 replay,
             },
-            manager: Some(manager),
         }
     }
 }
@@ -171,14 +166,19 @@ where
                             return Poll::Ready(Err(error.into()));
                         }
                     };
-                    let (Some(rejected), Some(manager)) = (token.take(), this.manager.as_ref())
-                    else {
+                    let Some(rejected) = token.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    if response.status() != StatusCode::UNAUTHORIZED {
+                    // The manager is reached through the token (a weak reference), so
+                    // the cached path carries one reference count, not two.
+                    let manager = match response.status() {
+                        StatusCode::UNAUTHORIZED => rejected.issuer(),
+                        _ => None,
+                    };
+                    let Some(manager) = manager else {
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
-                    }
+                    };
                     let Some(replay) = replay.take() else {
                         // No copy to resend: invalidate so the next request is fresh.
                         manager.invalidate(&rejected);

@@ -116,9 +116,9 @@ where
         match self.manager.cached() {
             Some(token) => {
                 set_token(&mut request, &token);
-                ResponseFuture::sent(inner.call(request), token, replay, self.manager.clone())
+                ResponseFuture::sent(inner.call(request), token, replay)
             }
-            None => ResponseFuture::wait_for_token(request, inner, replay, self.manager.clone()),
+            None => ResponseFuture::wait_for_token(request, inner, replay, &self.manager),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! [`AccessToken`]: one access token from the IDM, cheap to clone, redacted in `Debug`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::claims::{self, Identity};
+use super::manager::{self, TokenManager};
 use crate::{Error, ErrorKind};
 
 /// An access token issued by the IDM, with what came with it.
@@ -29,6 +30,9 @@ struct Inner {
     id_token: Option<Box<str>>,
     scope: Option<Box<str>>,
     expires_at: Instant,
+    /// The manager that issued it, so a front end that only kept the token can report
+    /// a 401 (weak: the manager's cache holds the token).
+    issuer: Weak<manager::Inner>,
 }
 
 impl AccessToken {
@@ -37,6 +41,7 @@ impl AccessToken {
         id_token: Option<String>,
         scope: Option<String>,
         expires_at: Instant,
+        issuer: Weak<manager::Inner>,
     ) -> Result<Self, Error> {
         let mut header = HeaderValue::try_from(format!("Bearer {secret}")).map_err(|_| {
             Error::new(
@@ -54,6 +59,7 @@ impl AccessToken {
                 id_token: id_token.map(Into::into),
                 scope: scope.map(Into::into),
                 expires_at,
+                issuer,
             }),
         })
     }
@@ -98,6 +104,12 @@ impl AccessToken {
             )
         })?;
         claims::decode_identity(id_token)
+    }
+
+    /// The manager that issued this token, while it exists.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn issuer(&self) -> Option<TokenManager> {
+        self.inner.issuer.upgrade().map(TokenManager::from_inner)
     }
 
     /// True if both values are the same token (the same IDM answer).

@@ -82,7 +82,7 @@ impl Grant<'_> {
 
 /// Refresh grant while the refresh token lives, else (or when it is refused) the
 /// password grant, all within one deadline.
-async fn fetch(inner: &Inner) -> Result<Fresh, Error> {
+async fn fetch(inner: &Arc<Inner>) -> Result<Fresh, Error> {
     let deadline = Instant::now() + inner.config.policy.flight_deadline;
     let (credentials, refresh) = {
         let shared = inner.shared.read();
@@ -111,7 +111,7 @@ async fn fetch(inner: &Inner) -> Result<Fresh, Error> {
 
 /// Turns an answer into a cacheable token, measuring lifetimes from `sent_at`.
 fn fresh(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     response: TokenResponse,
     sent_at: Instant,
     previous_refresh: Option<&Arc<RefreshToken>>,
@@ -150,6 +150,7 @@ fn fresh(
         response.id_token,
         response.scope,
         expires_at,
+        Arc::downgrade(inner),
     )?;
     Ok(Fresh {
         token,

@@ -92,6 +92,10 @@ impl TokenManager {
         }
     }
 
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        TokenManager { inner }
+    }
+
     pub(crate) fn from_parts(
         config: Config,
         transport: Arc<dyn Transport>,
