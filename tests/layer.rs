@@ -329,3 +329,21 @@ async fn a_layer_and_a_middleware_on_one_manager_share_one_login() {
     assert!(a.same_token(&b));
     assert_eq!(idm.token_requests(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_oneshot_service_that_owns_the_only_manager_still_resends_after_a_401() {
+    // Nothing outside the service keeps the manager: `oneshot` drops the service right
+    // after `call`, before the 401 arrives.
+    let idm = FakeIdm::new();
+    let api = FakeApi::new(&idm);
+    for cold in [true, false] {
+        let manager = manager(&idm);
+        if !cold {
+            manager.access_token().await.unwrap(); // the cached path, not the waiting one
+        }
+        let service = IdmAuthLayer::with_manager(manager).layer(api.clone());
+        api.reject_next(1);
+        let response = service.oneshot(request()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "cold start: {cold}");
+    }
+}

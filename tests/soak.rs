@@ -30,11 +30,15 @@ fn requests() -> usize {
 const WARM_UP: usize = 100_000;
 const MAX_RSS_GROWTH: u64 = 16 << 20;
 
-/// Resident set size of this process.
+/// Resident set size of this process (`VmRSS`, in kB whatever the page size).
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kib * 1024
 }
 
 /// A small deterministic generator (xorshift), so a failing run can be repeated.
@@ -55,14 +59,15 @@ fn soak_the_layer_and_the_middleware() {
     let warm_up = WARM_UP.min(n / 2);
 
     // Phase 1: the layer over the in-memory API, paused time, an exact model of when the
-    // IDM must be asked.
+    // IDM must be asked. Memory is measured after the warm-up and at the end of this
+    // phase, so phase 2's own set-up does not count as growth.
     let paused = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .unwrap();
     let mut rss_after_warm_up = 0;
-    paused.block_on(async {
+    let rss_end = paused.block_on(async {
         let idm = FakeIdm::new();
         idm.set_recording(false);
         let ttl = Duration::from_secs(10);
@@ -78,7 +83,7 @@ fn soak_the_layer_and_the_middleware() {
             .layer(IdmAuthLayer::with_manager(manager))
             .service(api.clone());
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let (mut expected, mut forced) = (0usize, 0usize);
+        let (mut expected, mut forced, mut joined) = (0usize, 0usize, 0usize);
         let mut issued: Option<Instant> = None;
         for i in 0..n {
             if i == warm_up {
@@ -93,11 +98,18 @@ fn soak_the_layer_and_the_middleware() {
                 expected += 1;
                 issued = Some(now);
             }
-            if rng.next().is_multiple_of(500) {
+            let during_refresh = refreshed && had_token;
+            // Random 401s, and more of them on the steps that start a background
+            // refresh, so that the joining case is exercised too.
+            let inject = rng.next().is_multiple_of(500)
+                || (during_refresh && rng.next().is_multiple_of(4));
+            if inject {
                 api.reject_next(1);
                 forced += 1;
                 // A 401 during a background refresh joins it; otherwise it costs a login.
-                if !(refreshed && had_token) {
+                if during_refresh {
+                    joined += 1;
+                } else {
                     expected += 1;
                     issued = Some(now);
                 }
@@ -111,15 +123,13 @@ fn soak_the_layer_and_the_middleware() {
             }
         }
         assert_eq!(api.requests(), n + forced, "each forced 401 resent once");
-        assert_eq!(
-            idm.token_requests(),
-            expected,
-            "expiries plus forced re-logins"
-        );
+        assert!(joined > 0, "no forced 401 landed during a background refresh");
+        assert_eq!(idm.token_requests(), expected, "expiries plus forced re-logins");
         eprintln!(
-            "layer: {n} requests, {forced} forced 401s, {} IDM requests",
+            "layer: {n} requests, {forced} forced 401s ({joined} during a refresh), {} IDM requests",
             idm.token_requests()
         );
+        rss_bytes()
     });
 
     // Phase 2: the middleware over loopback HTTP, real time: counts within bounds.
@@ -170,9 +180,8 @@ fn soak_the_layer_and_the_middleware() {
         );
     });
 
-    let rss_end = rss_bytes();
     eprintln!(
-        "RSS after warm-up {} KiB, at the end {} KiB",
+        "layer RSS after warm-up {} KiB, at the end {} KiB",
         rss_after_warm_up >> 10,
         rss_end >> 10
     );

@@ -17,10 +17,13 @@ use crate::{AccessToken, Error, ErrorKind, TokenManager};
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
 
-/// What a resend needs: the copied request and a service instance to ready.
+/// What a resend needs: the copied request, a service instance to ready, and the
+/// manager (held strongly here: the service, and with it the layer's handle, may be gone
+/// by the time the 401 arrives, as with `oneshot`).
 pub(crate) struct Replay<S, B> {
     pub(crate) request: Request<B>,
     pub(crate) service: S,
+    pub(crate) manager: TokenManager,
 }
 
 pin_project! {
@@ -169,30 +172,28 @@ where
                     let Some(rejected) = token.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    // The manager is reached through the token (a weak reference), so
-                    // the cached path carries one reference count, not two.
-                    let manager = match response.status() {
-                        StatusCode::UNAUTHORIZED => rejected.issuer(),
-                        _ => None,
-                    };
-                    let Some(manager) = manager else {
+                    if response.status() != StatusCode::UNAUTHORIZED {
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
-                    };
+                    }
                     let Some(replay) = replay.take() else {
-                        // No copy to resend: invalidate so the next request is fresh.
-                        manager.invalidate(&rejected);
+                        // No copy to resend: invalidate so the next request is fresh. The
+                        // token's weak link to its manager suffices: if the manager is
+                        // gone, so is the cache the token sat in.
+                        if let Some(manager) = rejected.issuer() {
+                            manager.invalidate(&rejected);
+                        }
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
                     };
-                    match manager.replace_rejected(&rejected) {
+                    match replay.manager.replace_rejected(&rejected) {
                         Replacement::Ready(fresh) => resend(replay, &fresh),
                         Replacement::None => {
                             this.state.set(State::Done);
                             return Poll::Ready(Ok(response));
                         }
                         Replacement::Wait => State::Renewing {
-                            token: Box::pin(manager.clone().access_token_owned()),
+                            token: Box::pin(replay.manager.clone().access_token_owned()),
                             rejected,
                             response: Some(Box::new(response)),
                             replay: Some(replay),
@@ -232,6 +233,7 @@ where
                     let Replay {
                         request,
                         mut service,
+                        ..
                     } = *pending;
                     tracing::debug!(target: "bodhi_auth", "resending the request after a 401");
                     State::Forward {

@@ -108,6 +108,7 @@ where
                 Box::new(Replay {
                     request,
                     service: self.inner.clone(),
+                    manager: self.manager.clone(),
                 })
             })
         } else {
