@@ -744,3 +744,19 @@ fn absurd_configuration_durations_do_not_overflow() {
         assert!(manager.access_token().await.is_err());
     });
 }
+
+// The fake IDM itself -------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn the_fake_ends_idle_sessions_and_their_access_tokens_like_keycloak() {
+    // Verified against Keycloak 26.5.6 (tests/keycloak.rs): once the session idles out,
+    // userinfo rejects an access token that has not expired yet.
+    let idm = FakeIdm::new(); // access 30 h, refresh (session idle) 30 min
+    let token = manager(&idm).access_token().await.unwrap();
+    advance(Duration::from_secs(1799)).await;
+    assert_eq!(idm.validate(token.secret()).as_deref(), Some("user"));
+    assert_eq!(idm.active_sessions(), 1);
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(idm.validate(token.secret()), None);
+    assert_eq!(idm.active_sessions(), 0);
+}

@@ -126,6 +126,15 @@ struct User {
 struct Session {
     username: String,
     revoked: bool,
+    /// Like Keycloak's session idle timeout: the session ends this long after its last
+    /// login or refresh (the refresh token's lifetime), taking its access tokens with it.
+    idle_until: Option<Instant>,
+}
+
+impl Session {
+    fn alive(&self, now: Instant) -> bool {
+        !self.revoked && self.idle_until.is_none_or(|at| now < at)
+    }
 }
 
 struct Issued {
@@ -302,14 +311,11 @@ impl FakeIdm {
         self.state.lock().counts.logout
     }
 
-    /// Sessions that are neither logged out nor revoked.
+    /// Sessions that are neither logged out, revoked nor idled out.
     pub fn active_sessions(&self) -> usize {
-        self.state
-            .lock()
-            .sessions
-            .iter()
-            .filter(|s| !s.revoked)
-            .count()
+        let now = Instant::now();
+        let state = self.state.lock();
+        state.sessions.iter().filter(|s| s.alive(now)).count()
     }
 
     /// Ends every session, as a Keycloak admin logging the users out: their access and
@@ -335,7 +341,9 @@ impl FakeIdm {
             return None;
         }
         let session = state.sessions.get(issued.session as usize)?;
-        (!session.revoked).then(|| session.username.clone())
+        session
+            .alive(Instant::now())
+            .then(|| session.username.clone())
     }
 
     /// Handles one request. `path` is the URL path; `authorization` the header.
@@ -456,6 +464,7 @@ impl IdmState {
                 self.sessions.push(Session {
                     username: username.to_owned(),
                     revoked: false,
+                    idle_until: None,
                 });
                 let session = self.sessions.len() as u64 - 1;
                 let openid = request
@@ -504,6 +513,8 @@ impl IdmState {
         let live = |issued: &Issued| issued.expires_at.is_none_or(|at| now < at);
         self.access_tokens.retain(|_, issued| live(issued));
         self.refresh_tokens.retain(|_, issued| live(issued));
+        let idle_until = self.refresh_ttl.map(|ttl| now + ttl);
+        self.sessions[session as usize].idle_until = idle_until;
         let username = self.sessions[session as usize].username.clone();
         let namespace = self.users.get(&username).and_then(|u| u.namespace.clone());
         let jwt = |typ: &str| {
