@@ -122,6 +122,15 @@ impl Transport for ReqwestTransport {
         let builder = builder.body(request.form.as_bytes().to_vec());
         Box::pin(async move {
             let unavailable = |e: reqwest::Error| {
+                if refused_certificate(&e) {
+                    // Permanent until the configuration changes: not worth retrying.
+                    return Error::new(
+                        ErrorKind::Config,
+                        "the IDM's TLS certificate is not trusted (give `http_client` a \
+                         client that trusts its CA)",
+                    )
+                    .with_source(e.without_url());
+                }
                 let what = if e.is_timeout() {
                     "the IDM request timed out"
                 } else if e.is_connect() {
@@ -159,4 +168,27 @@ impl Transport for ReqwestTransport {
             })
         })
     }
+}
+
+/// True when TLS refused the IDM's certificate somewhere in `error`'s chain. rustls's
+/// error sits inside (nested) `io::Error`s, whose `source()` skips their inner error,
+/// hence `get_ref`.
+fn refused_certificate(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ) {
+            return true;
+        }
+        cause = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    false
 }
