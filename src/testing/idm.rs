@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use parking_lot::Mutex;
 use serde_json::json;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::token::base64url_encode;
@@ -181,6 +182,8 @@ struct IdmState {
 #[derive(Clone)]
 pub struct FakeIdm {
     state: Arc<Mutex<IdmState>>,
+    /// Every request received so far (token and logout), for [`FakeIdm::wait_for_requests`].
+    received: Arc<watch::Sender<usize>>,
 }
 
 impl Default for FakeIdm {
@@ -230,6 +233,7 @@ impl FakeIdm {
                 refresh_tokens: HashMap::new(),
                 serial: 0,
             })),
+            received: Arc::new(watch::Sender::new(0)),
         };
         idm.add_user("user", "secret", Some("user-ns"));
         idm
@@ -289,6 +293,41 @@ impl FakeIdm {
     /// Every request received so far (while recording).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.lock().requests.clone()
+    }
+
+    /// Waits until the fake has received at least `n` requests in all (token and
+    /// logout), counted from its creation.
+    ///
+    /// Wait for this rather than yielding a fixed number of times: a test that yields N
+    /// times depends on how many polls the manager takes to send a request, and breaks
+    /// when one more `.await` appears on the way without any behaviour changing. Under
+    /// paused Tokio time, put a bound on it with `tokio::time::timeout` so a missing
+    /// request fails the test instead of hanging it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), bodhi_auth::Error> {
+    /// use std::time::Duration;
+    /// use bodhi_auth::testing::FakeIdm;
+    /// use bodhi_auth::{Credentials, TokenManager};
+    ///
+    /// let idm = FakeIdm::new();
+    /// idm.set_access_ttl(Duration::from_secs(100));
+    /// let manager = TokenManager::builder(Credentials::new("user", "secret"))
+    ///     .fake_idm(&idm)
+    ///     .build()?;
+    /// let first = manager.access_token().await?;
+    /// tokio::time::advance(Duration::from_secs(71)).await; // past refresh-due
+    /// manager.access_token().await?; // still `first`; a refresh starts in the background
+    /// idm.wait_for_requests(2).await;
+    /// assert_eq!(idm.refresh_grants(), 1);
+    /// # let _ = first;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut received = self.received.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = received.wait_for(|&count| count >= n).await;
     }
 
     /// Requests to the token endpoint.
@@ -380,6 +419,7 @@ impl FakeIdm {
         if state.recording {
             state.requests.push(request.clone());
         }
+        self.received.send_modify(|count| *count += 1);
         let fault = state
             .faults
             .pop_front()

@@ -227,6 +227,40 @@ impl TokenManager {
         Ok(flight)
     }
 
+    /// Resolves once the IDM flight in progress (a login, or a background refresh
+    /// started at refresh-due) has stored its outcome; at once when none is running.
+    ///
+    /// For tests that must observe what a background refresh did, and for a program
+    /// that wants a refresh under way to land before it exits. It starts nothing and
+    /// never fails; a flight started after this call is not awaited.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), bodhi_auth::Error> {
+    /// use std::time::Duration;
+    /// use bodhi_auth::testing::FakeIdm;
+    /// use bodhi_auth::{Credentials, TokenManager};
+    ///
+    /// let idm = FakeIdm::new();
+    /// idm.set_access_ttl(Duration::from_secs(100));
+    /// let manager = TokenManager::builder(Credentials::new("user", "secret"))
+    ///     .fake_idm(&idm)
+    ///     .build()?;
+    /// let first = manager.access_token().await?;
+    /// tokio::time::advance(Duration::from_secs(71)).await; // past refresh-due
+    /// assert!(manager.access_token().await?.same_token(&first)); // served at once
+    /// manager.settled().await; // the background refresh has landed
+    /// assert!(!manager.cached().unwrap().same_token(&first));
+    /// # Ok(()) }
+    /// ```
+    pub async fn settled(&self) {
+        let flight = self.inner.shared.read().state.flight().cloned();
+        if let Some(flight) = flight {
+            // `None` (the task ended without an answer) also means nothing is running.
+            let _ = wait(flight).await;
+        }
+    }
+
     /// Reports that the API rejected `rejected` (a 401): drop it if it is still the
     /// current token, so the next [`access_token`](Self::access_token) gets a new one.
     ///

@@ -96,11 +96,16 @@ impl State {
         }
     }
 
-    fn flight_id(&self) -> Option<u64> {
+    /// The flight in progress, if any.
+    pub(crate) fn flight(&self) -> Option<&Flight> {
         match self {
-            State::Fetching(f) | State::RefreshingWhileValid(_, f) => Some(f.id),
+            State::Fetching(f) | State::RefreshingWhileValid(_, f) => Some(f),
             _ => None,
         }
+    }
+
+    fn flight_id(&self) -> Option<u64> {
+        self.flight().map(|f| f.id)
     }
 
     pub(crate) fn name(&self) -> &'static str {
