@@ -14,13 +14,6 @@ fn manager(idm: &FakeIdm) -> TokenManager {
     builder(idm).build().unwrap()
 }
 
-/// Lets spawned flights run to completion without moving the clock.
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
-
 // 1. Password grant -------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
@@ -210,7 +203,7 @@ async fn margin_never_exceeds_half_a_short_tokens_lifetime() {
     assert_eq!(idm.token_requests(), 1, "a 10 s token is used for 5 s");
     advance(Duration::from_millis(200)).await; // t=5.1: due
     assert!(manager.access_token().await.unwrap().same_token(&first));
-    settle().await;
+    manager.settled().await;
     assert_eq!(idm.token_requests(), 2);
 }
 
@@ -235,7 +228,7 @@ async fn refresh_grant_sends_the_refresh_token_in_form_and_header() {
     manager.access_token().await.unwrap();
     advance(Duration::from_secs(71)).await;
     manager.access_token().await.unwrap();
-    settle().await;
+    manager.settled().await;
     let requests = idm.requests();
     assert_eq!(requests.len(), 2);
     let refresh = &requests[1];
@@ -261,7 +254,7 @@ async fn a_dead_refresh_token_means_a_password_login_without_a_refresh_attempt()
     let first = manager.access_token().await.unwrap();
     advance(Duration::from_secs(108_000 - 29)).await; // refresh-due; refresh token long dead
     assert!(manager.access_token().await.unwrap().same_token(&first));
-    settle().await;
+    manager.settled().await;
     assert_eq!(idm.refresh_grants(), 0);
     assert_eq!(idm.password_grants(), 2);
     assert!(!manager.cached().unwrap().same_token(&first));
@@ -324,7 +317,7 @@ async fn every_refresh_keeps_the_new_refresh_expiry() {
         // have moved the expiry forward for the refresh grant to still be chosen.
         advance(Duration::from_secs(11)).await;
         manager.access_token().await.unwrap();
-        settle().await;
+        manager.settled().await;
     }
     assert_eq!((idm.password_grants(), idm.refresh_grants()), (1, 4));
 }

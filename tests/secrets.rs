@@ -70,7 +70,7 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
     advance(Duration::from_secs(71)).await;
     tokens.push(manager.access_token().await.unwrap());
     shown.push(format!("{manager:?}"));
-    tokio::task::yield_now().await;
+    manager.settled().await;
     tokens.push(manager.access_token().await.unwrap());
     manager.invalidate(tokens.last().unwrap());
     tokens.push(manager.access_token().await.unwrap());
