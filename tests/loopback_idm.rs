@@ -13,7 +13,7 @@ fn builder(token_url: &str) -> TokenManagerBuilder {
 #[tokio::test]
 async fn password_and_refresh_grants_go_over_http_as_documented() {
     let idm = FakeIdm::new();
-    idm.set_access_ttl(Duration::from_secs(2)); // refresh-due after 1 s
+    idm.set_access_ttl(Duration::from_secs(2));
     let server = idm.serve().await.unwrap();
     let manager = builder(&server.token_url()).build().unwrap();
     let first = manager.access_token().await.unwrap();
@@ -23,19 +23,16 @@ async fn password_and_refresh_grants_go_over_http_as_documented() {
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(login.grant_type(), Some("password"));
-    // Poll (real time) until refresh-due has passed and the background refresh landed.
-    for _ in 0..300 {
-        let token = manager.access_token().await.unwrap();
-        if !token.same_token(&first) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Let the 2 s token expire with nothing in flight; the next caller then waits for
+    // the one flight, which uses the (30-minute) refresh token.
+    tokio::time::sleep_until(first.expires_at()).await;
+    let second = manager.access_token().await.unwrap();
+    assert!(!second.same_token(&first), "a new token after expiry");
     let requests = idm.requests();
     let refresh = requests
         .iter()
         .find(|r| r.grant_type() == Some("refresh_token"))
-        .unwrap();
+        .expect("a refresh grant among the IDM's requests");
     let refresh_token = refresh.field("refresh_token").unwrap();
     assert_eq!(
         refresh.authorization.as_deref(),
@@ -45,7 +42,7 @@ async fn password_and_refresh_grants_go_over_http_as_documented() {
         refresh.content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
     );
-    assert_eq!(idm.password_grants(), 1);
+    assert_eq!((idm.password_grants(), idm.refresh_grants()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,15 +30,16 @@ fn requests() -> usize {
 const WARM_UP: usize = 100_000;
 const MAX_RSS_GROWTH: u64 = 16 << 20;
 
-/// Resident set size of this process (`VmRSS`, in kB whatever the page size).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+/// Resident set size of this process (`VmRSS`, in kB whatever the page size), where the
+/// platform tells it: Linux's `/proc`. Elsewhere `None`, and the memory check is skipped
+/// with a note; the request counts are asserted everywhere.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(kib * 1024)
 }
 
 /// A small deterministic generator (xorshift), so a failing run can be repeated.
@@ -66,7 +67,7 @@ fn soak_the_layer_and_the_middleware() {
         .start_paused(true)
         .build()
         .unwrap();
-    let mut rss_after_warm_up = 0;
+    let mut rss_after_warm_up = None;
     let rss_end = paused.block_on(async {
         let idm = FakeIdm::new();
         idm.set_recording(false);
@@ -80,7 +81,7 @@ fn soak_the_layer_and_the_middleware() {
             .build()
             .unwrap();
         let service = ServiceBuilder::new()
-            .layer(IdmAuthLayer::with_manager(manager))
+            .layer(IdmAuthLayer::with_manager(manager.clone()))
             .service(api.clone());
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let (mut expected, mut forced, mut joined) = (0usize, 0usize, 0usize);
@@ -117,10 +118,8 @@ fn soak_the_layer_and_the_middleware() {
             let request = Request::get("https://api.example/").body(Full::<Bytes>::default());
             let response = service.clone().oneshot(request.unwrap()).await.unwrap();
             assert_eq!(response.status(), 200, "request {i}");
-            // Let a background refresh started by this request run at this instant.
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
+            // Let a background refresh started by this request land at this instant.
+            manager.settled().await;
         }
         assert_eq!(api.requests(), n + forced, "each forced 401 resent once");
         assert!(joined > 0, "no forced 401 landed during a background refresh");
@@ -132,7 +131,9 @@ fn soak_the_layer_and_the_middleware() {
         rss_bytes()
     });
 
-    // Phase 2: the middleware over loopback HTTP, real time: counts within bounds.
+    // Phase 2: the middleware over loopback HTTP, real time. Tokens outlive the run, so
+    // no refresh falls due however slow the machine is, and the count is exact: the
+    // login plus one re-login per forced 401 (no throttle).
     let real = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -141,7 +142,7 @@ fn soak_the_layer_and_the_middleware() {
     real.block_on(async {
         let idm = FakeIdm::new();
         idm.set_recording(false);
-        idm.set_access_ttl(Duration::from_secs(2)); // refresh-due after 1 s
+        idm.set_access_ttl(Duration::from_secs(24 * 3600));
         let idm_server = idm.serve().await.unwrap();
         let api = FakeApi::new(&idm);
         let api_server = api.serve().await.unwrap();
@@ -156,7 +157,6 @@ fn soak_the_layer_and_the_middleware() {
         let url = api_server.url("/stores");
         let mut rng = Rng(0xD1B5_4A32_D192_ED03);
         let mut forced = 0;
-        let started = std::time::Instant::now();
         for i in 0..n / 10 {
             if rng.next().is_multiple_of(200) {
                 api.reject_next(1);
@@ -165,28 +165,36 @@ fn soak_the_layer_and_the_middleware() {
             let status = client.get(&url).send().await.unwrap().status();
             assert_eq!(status, 200, "request {i}");
         }
-        let seconds = started.elapsed().as_secs();
-        let idm_requests = idm.token_requests();
-        // One login, one IDM request per forced 401 unless it joined a refresh, and at
-        // most one refresh per second of run (refresh-due comes 1 s after each token).
-        assert!(idm_requests > forced / 2, "{idm_requests} for {forced} forced 401s");
-        assert!(
-            idm_requests <= 1 + forced + seconds as usize + 1,
-            "{idm_requests} IDM requests in {seconds} s with {forced} forced 401s"
+        assert!(forced > 0, "no forced 401 in the middleware phase");
+        assert_eq!(
+            api.requests(),
+            n / 10 + forced,
+            "each forced 401 resent once"
+        );
+        assert_eq!(
+            idm.token_requests(),
+            1 + forced,
+            "the login plus one per 401"
         );
         eprintln!(
-            "middleware: {} requests in {seconds} s, {forced} forced 401s, {idm_requests} IDM requests",
-            n / 10
+            "middleware: {} requests, {forced} forced 401s, {} IDM requests",
+            n / 10,
+            idm.token_requests()
         );
     });
 
-    eprintln!(
-        "layer RSS after warm-up {} KiB, at the end {} KiB",
-        rss_after_warm_up >> 10,
-        rss_end >> 10
-    );
-    assert!(
-        rss_end.abs_diff(rss_after_warm_up) < MAX_RSS_GROWTH,
-        "RSS {rss_after_warm_up} -> {rss_end}"
-    );
+    match (rss_after_warm_up, rss_end) {
+        (Some(after_warm_up), Some(end)) => {
+            eprintln!(
+                "layer RSS after warm-up {} KiB, at the end {} KiB",
+                after_warm_up >> 10,
+                end >> 10
+            );
+            assert!(
+                end.abs_diff(after_warm_up) < MAX_RSS_GROWTH,
+                "RSS {after_warm_up} -> {end}"
+            );
+        }
+        _ => eprintln!("memory check skipped: this platform has no /proc/self/status"),
+    }
 }

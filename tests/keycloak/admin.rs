@@ -93,6 +93,41 @@ impl Admin {
         Ok(serde_json::from_slice(&response.bytes().await?)?)
     }
 
+    /// Sets the access token lifespan of `client_id` (the client attribute that overrides
+    /// the realm's), for tokens issued from now on.
+    pub async fn set_access_token_lifespan(
+        &self,
+        client_id: &str,
+        lifespan: Duration,
+    ) -> Result<(), BoxError> {
+        let clients = self.get("clients", &[("clientId", client_id)]).await?;
+        let mut client = clients
+            .get(0)
+            .cloned()
+            .ok_or_else(|| format!("no client {client_id:?} in the realm"))?;
+        let id = client["id"]
+            .as_str()
+            .ok_or_else(|| format!("client {client_id:?} has no id: {client}"))?
+            .to_owned();
+        if !client["attributes"].is_object() {
+            client["attributes"] = serde_json::json!({});
+        }
+        client["attributes"]["access.token.lifespan"] = lifespan.as_secs().to_string().into();
+        let url = format!("{}/admin/realms/{REALM}/clients/{id}", self.base_url);
+        let response = self
+            .http
+            .put(&url)
+            .bearer_auth(self.token().await?)
+            .header(CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&client)?)
+            .send()
+            .await?;
+        match response.status().as_u16() {
+            204 => Ok(()),
+            status => Err(format!("PUT {url}: {status}: {}", response.text().await?).into()),
+        }
+    }
+
     /// How many `event`s Keycloak recorded, for `user` or (`None`) for anyone.
     ///
     /// Keycloak records no user on a refused refresh token (REFRESH_TOKEN_ERROR), so

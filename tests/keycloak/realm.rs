@@ -16,6 +16,9 @@ pub const PASSWORD: &str = "Bodhi-Test-Password-1";
 pub const NAMESPACE: &str = "bodhi-test-namespace";
 /// A public client with direct access grants off.
 pub const NO_DIRECT_GRANTS_CLIENT: &str = "bodhi-no-direct-grants";
+/// A password-grant client whose access token lifespan a scenario sets at run time
+/// (through the admin API), so that it can choose which tokens are short-lived.
+pub const ADJUSTABLE_LIFESPAN_CLIENT: &str = "bodhi-adjustable-lifespan";
 
 pub fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hotschedules-realm.json")
