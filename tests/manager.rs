@@ -313,6 +313,34 @@ async fn refused_refresh_falls_back_to_the_password_grant_in_the_same_flight() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refresh_refused_for_a_lasting_reason_falls_back_to_the_password_grant_once() {
+    // A gateway's HTML 401 or an OAuth error other than `invalid_grant` will not go away
+    // by retrying: with a refresh token that never expires, keeping it would fail every
+    // later flight too.
+    for fault in [
+        Fault::body(401, "<html>gateway</html>"),
+        Fault::body(400, r#"{"error":"invalid_request"}"#),
+    ] {
+        let idm = FakeIdm::new();
+        idm.set_refresh_ttl(None);
+        idm.set_access_ttl(Duration::from_secs(100));
+        let manager = manager(&idm);
+        manager.access_token().await.unwrap();
+        advance(Duration::from_secs(101)).await; // expired: callers wait for the flight
+        idm.push_faults([fault.clone()]);
+        let token = manager.access_token().await;
+        let grants: Vec<_> = idm
+            .requests()
+            .iter()
+            .map(|r| r.grant_type().unwrap().to_owned())
+            .collect();
+        assert_eq!(grants, ["password", "refresh_token", "password"], "{fault:?}");
+        let token = token.unwrap();
+        assert_eq!(idm.validate(token.secret()).as_deref(), Some("user"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn every_refresh_keeps_the_new_refresh_expiry() {
     let idm = FakeIdm::new();
     idm.set_access_ttl(Duration::from_secs(20)); // refresh-due every 10 s
