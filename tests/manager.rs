@@ -619,6 +619,43 @@ async fn replacing_the_credentials_ends_the_cooldown() {
     assert_eq!(idm.token_requests(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn setting_the_same_wrong_password_again_keeps_the_cooldown() {
+    // A vault re-delivering unchanged values every second must not turn the 60 s
+    // wrong-password cooldown into a login per second.
+    let idm = FakeIdm::new();
+    let manager = TokenManager::builder(Credentials::new("user", "wrong"))
+        .fake_idm(&idm)
+        .build()
+        .unwrap();
+    let refused = manager.access_token().await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidCredentials);
+    let mut errors = Vec::new();
+    for _ in 0..59 {
+        sleep(Duration::from_secs(1)).await;
+        manager.set_credentials(Credentials::new("user", "wrong"));
+        errors.push(manager.access_token().await.unwrap_err());
+    }
+    assert_eq!(idm.password_grants(), 1, "failed logins in 60 s");
+    assert!(errors.iter().all(|e| e.same_as(&refused)), "served from the cooldown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn setting_the_same_credentials_again_keeps_the_login_in_flight() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_secs(1));
+    let manager = manager(&idm);
+    let login = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.access_token().await })
+    };
+    sleep(Duration::from_millis(10)).await;
+    manager.set_credentials(Credentials::new("user", "secret"));
+    let token = manager.access_token().await.unwrap();
+    assert!(login.await.unwrap().unwrap().same_token(&token));
+    assert_eq!(idm.password_grants(), 1);
+}
+
 // 8. HTTPS only --------------------------------------------------------------------------
 
 #[test]

@@ -285,8 +285,10 @@ impl TokenManager {
         Err(error)
     }
 
-    /// Replaces the credentials (password rotation). Ends any cooldown and failure
-    /// count; if the user name changes, the cached session is dropped too.
+    /// Replaces the credentials (password rotation). New values end any cooldown and
+    /// failure count; if the user name changes, the cached session is dropped too.
+    /// The same user name and password again change nothing (no new login, the
+    /// cooldown stays), so re-delivering unchanged values on a timer is harmless.
     pub fn set_credentials(&self, credentials: Credentials) {
         self.inner.shared.write().replace_credentials(credentials);
     }
