@@ -715,6 +715,42 @@ async fn logout_ends_the_session_and_clears_the_cache() {
     assert_eq!(idm.password_grants(), 2);
 }
 
+#[test]
+fn logout_outside_a_runtime_is_a_config_error_and_keeps_the_session() {
+    use futures_util::FutureExt;
+
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let idm = FakeIdm::new();
+    let manager = manager(&idm);
+    runtime().block_on(manager.access_token()).unwrap();
+
+    let outside = manager
+        .logout()
+        .now_or_never()
+        .expect("answers at once without a runtime")
+        .unwrap_err();
+    let no_runtime = builder(&idm)
+        .build()
+        .unwrap()
+        .access_token()
+        .now_or_never()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(outside.kind(), ErrorKind::Config);
+    assert_eq!(outside.to_string(), no_runtime.to_string());
+    assert!(manager.cached().is_some(), "nothing discarded");
+
+    // The refresh token was kept: a logout inside a runtime still ends the session.
+    runtime().block_on(manager.logout()).unwrap();
+    assert_eq!((idm.logouts(), idm.active_sessions()), (1, 0));
+}
+
 // Found in review ---------------------------------------------------------------------
 
 #[test]

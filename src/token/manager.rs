@@ -214,12 +214,7 @@ impl TokenManager {
 
     /// Registers and spawns a flight while holding the lock, so exactly one starts.
     fn launch(&self, shared: &mut Shared, now: Instant) -> Result<Flight, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(
-                ErrorKind::Config,
-                "bodhi-auth needs a Tokio runtime to talk to the IDM",
-            )
-        })?;
+        let runtime = idm_runtime()?;
         let (flight, tx) = shared.new_flight();
         tracing::debug!(target: "bodhi_auth", flight = flight.id, state = shared.state.name(), "starting token flight");
         shared.start(now, flight.clone());
@@ -259,8 +254,13 @@ impl TokenManager {
     /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)
     /// and clears the cache. Without a session it only clears the cache.
     ///
-    /// A session the IDM no longer knows counts as logged out.
+    /// A session the IDM no longer knows counts as logged out. Needs a Tokio runtime,
+    /// like [`access_token`](Self::access_token); without one it fails with
+    /// [`ErrorKind::Config`] and changes nothing.
     pub async fn logout(&self) -> Result<(), Error> {
+        // Before clearing: a logout that cannot be sent must not lose the refresh token
+        // a later logout would need.
+        idm_runtime()?;
         let Some(refresh) = self.inner.shared.write().clear() else {
             return Ok(());
         };
@@ -339,6 +339,17 @@ async fn wait(mut flight: Flight) -> Option<FlightResult> {
         Ok(result) => result.clone(),
         Err(_) => None,
     }
+}
+
+/// The runtime to talk to the IDM on, checked before anything is spawned or changed.
+fn idm_runtime() -> Result<tokio::runtime::Handle, Error> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            "bodhi-auth needs a Tokio runtime to talk to the IDM",
+        )
+    })?;
+    Ok(runtime)
 }
 
 fn abandoned() -> Error {
