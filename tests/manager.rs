@@ -751,6 +751,21 @@ fn logout_outside_a_runtime_is_a_config_error_and_keeps_the_session() {
     assert_eq!((idm.logouts(), idm.active_sessions()), (1, 0));
 }
 
+#[test]
+fn a_runtime_without_timers_is_a_config_error_naming_enable_time() {
+    let idm = FakeIdm::new();
+    let manager = manager(&idm);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(manager.access_token()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("enable_time"), "{err}");
+    let err = runtime.block_on(manager.logout()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert_eq!(idm.token_requests(), 0);
+}
+
 // Found in review ---------------------------------------------------------------------
 
 #[test]

@@ -125,7 +125,8 @@ impl TokenManager {
 
     /// A token that is valid now: cached, or from the one flight all callers share.
     ///
-    /// Needs a Tokio runtime when it has to talk to the IDM.
+    /// Needs a Tokio runtime with timers (`enable_time`) when it has to talk to the
+    /// IDM; without one it fails with [`ErrorKind::Config`].
     pub async fn access_token(&self) -> Result<AccessToken, Error> {
         if let Some(token) = self.cached() {
             return Ok(token);
@@ -254,8 +255,8 @@ impl TokenManager {
     /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)
     /// and clears the cache. Without a session it only clears the cache.
     ///
-    /// A session the IDM no longer knows counts as logged out. Needs a Tokio runtime,
-    /// like [`access_token`](Self::access_token); without one it fails with
+    /// A session the IDM no longer knows counts as logged out. Needs a Tokio runtime
+    /// with timers, like [`access_token`](Self::access_token); without one it fails with
     /// [`ErrorKind::Config`] and changes nothing.
     pub async fn logout(&self) -> Result<(), Error> {
         // Before clearing: a logout that cannot be sent must not lose the refresh token
@@ -341,7 +342,9 @@ async fn wait(mut flight: Flight) -> Option<FlightResult> {
     }
 }
 
-/// The runtime to talk to the IDM on, checked before anything is spawned or changed.
+/// The runtime to talk to the IDM on: a Tokio runtime whose timers are enabled, since
+/// every IDM request runs under a time-out. Checked before anything is spawned or
+/// changed, so a misconfigured runtime is a clear error, not a panicking task.
 fn idm_runtime() -> Result<tokio::runtime::Handle, Error> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         Error::new(
@@ -349,7 +352,24 @@ fn idm_runtime() -> Result<tokio::runtime::Handle, Error> {
             "bodhi-auth needs a Tokio runtime to talk to the IDM",
         )
     })?;
+    if !timers_enabled() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "bodhi-auth needs a Tokio runtime with timers: build it with `enable_time()` \
+             (or `enable_all()`)",
+        ));
+    }
     Ok(runtime)
+}
+
+/// Tokio offers no query for its timer driver; creating a `Sleep` is the only check,
+/// and it panics when timers are disabled. Catching that panic here, in the caller,
+/// turns it into an error before any task exists (a panicking flight task would only
+/// look "abandoned" to its waiters). Nothing is shared across the unwind: the closure
+/// captures nothing. The panic hook still prints Tokio's message on such a runtime,
+/// and with `panic = "abort"` the process aborts, as the task's panic would have.
+fn timers_enabled() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
 fn abandoned() -> Error {
