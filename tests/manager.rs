@@ -766,6 +766,26 @@ fn a_runtime_without_timers_is_a_config_error_naming_enable_time() {
     assert_eq!(idm.token_requests(), 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn logout_during_a_login_ends_the_session_that_login_opens() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_secs(1));
+    let manager = manager(&idm);
+    let login = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.access_token().await })
+    };
+    sleep(Duration::from_millis(10)).await; // the login is now in flight
+    assert_eq!(idm.password_grants(), 1);
+    manager.logout().await.unwrap();
+    assert_eq!(idm.logouts(), 1);
+    assert_eq!(idm.active_sessions(), 0);
+    assert!(manager.cached().is_none());
+    // The caller that started the login still got its (now ended) token.
+    login.await.unwrap().unwrap();
+    assert_eq!((idm.logouts(), idm.active_sessions()), (1, 0));
+}
+
 // Found in review ---------------------------------------------------------------------
 
 #[test]

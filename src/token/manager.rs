@@ -12,7 +12,7 @@ use super::builder::TokenManagerBuilder;
 use super::flight;
 use super::idm;
 use super::policy::Policy;
-use super::state::{Access, Flight, FlightResult, Invalidation, Shared};
+use super::state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
 use super::transport::Transport;
 use crate::{Credentials, Error, ErrorKind};
 
@@ -255,6 +255,11 @@ impl TokenManager {
     /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)
     /// and clears the cache. Without a session it only clears the cache.
     ///
+    /// A login or refresh in flight is waited for first (at most the flight deadline),
+    /// and the session it opens is the one ended: a logout racing a login never leaves
+    /// a session behind. The callers of that login still get its token, which the
+    /// logout then ends.
+    ///
     /// A session the IDM no longer knows counts as logged out. Needs a Tokio runtime
     /// with timers, like [`access_token`](Self::access_token); without one it fails with
     /// [`ErrorKind::Config`] and changes nothing.
@@ -262,7 +267,7 @@ impl TokenManager {
         // Before clearing: a logout that cannot be sent must not lose the refresh token
         // a later logout would need.
         idm_runtime()?;
-        let Some(refresh) = self.inner.shared.write().clear() else {
+        let Some(refresh) = self.clear_after_flights().await else {
             return Ok(());
         };
         let logout_url = logout_url(&self.inner.config.token_url)?;
@@ -284,6 +289,29 @@ impl TokenManager {
             return Ok(());
         }
         Err(error)
+    }
+
+    /// Clears the cache once no flight is in progress, and returns the refresh token to
+    /// end. A login or refresh in flight is about to open (or renew) a session whose
+    /// refresh token only its answer brings: clearing under it would make that answer
+    /// "not current" and throw the refresh token away, leaving a session nothing can
+    /// end. So wait for it to land first. A flight is bounded by the flight deadline.
+    async fn clear_after_flights(&self) -> Option<Arc<RefreshToken>> {
+        loop {
+            let flight = {
+                let mut shared = self.inner.shared.write();
+                match shared.state.in_flight() {
+                    Some(flight) => flight.clone(),
+                    None => return shared.clear(),
+                }
+            };
+            tracing::debug!(target: "bodhi_auth", flight = flight.id, "logout waits for the token flight");
+            let id = flight.id;
+            if wait(flight).await.is_none() {
+                // Its task ended without an answer: forget it rather than wait again.
+                self.inner.shared.write().abandon(id);
+            }
+        }
     }
 
     /// Replaces the credentials (password rotation). New values end any cooldown and

@@ -97,8 +97,13 @@ impl State {
     }
 
     fn flight_id(&self) -> Option<u64> {
+        self.in_flight().map(|f| f.id)
+    }
+
+    /// The flight in progress, if any.
+    pub(crate) fn in_flight(&self) -> Option<&Flight> {
         match self {
-            State::Fetching(f) | State::RefreshingWhileValid(_, f) => Some(f.id),
+            State::Fetching(f) | State::RefreshingWhileValid(_, f) => Some(f),
             _ => None,
         }
     }
