@@ -334,7 +334,11 @@ async fn a_refresh_refused_for_a_lasting_reason_falls_back_to_the_password_grant
             .iter()
             .map(|r| r.grant_type().unwrap().to_owned())
             .collect();
-        assert_eq!(grants, ["password", "refresh_token", "password"], "{fault:?}");
+        assert_eq!(
+            grants,
+            ["password", "refresh_token", "password"],
+            "{fault:?}"
+        );
         let token = token.unwrap();
         assert_eq!(idm.validate(token.secret()).as_deref(), Some("user"));
     }
@@ -637,7 +641,10 @@ async fn setting_the_same_wrong_password_again_keeps_the_cooldown() {
         errors.push(manager.access_token().await.unwrap_err());
     }
     assert_eq!(idm.password_grants(), 1, "failed logins in 60 s");
-    assert!(errors.iter().all(|e| e.same_as(&refused)), "served from the cooldown");
+    assert!(
+        errors.iter().all(|e| e.same_as(&refused)),
+        "served from the cooldown"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -105,6 +105,11 @@ impl TokenManagerBuilder {
     }
 
     /// The `reqwest::Client` for IDM calls: custom root certificates, proxies.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`: reqwest follows
+    /// redirects by default, and a 307/308 re-sends the password form to wherever it
+    /// points. The crate cannot change a built client's policy; it refuses an answer
+    /// that came through a redirect (`ErrorKind::Config`), but by then the form has gone.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

@@ -4,6 +4,16 @@
 //! `Retry-After` header and at most `body_limit` bytes of body back. The real transport
 //! is reqwest; tests plug in the in-memory fake IDM (feature `testing`) so that time can
 //! be paused.
+//!
+//! IDM requests are never redirected: their form holds a password or a refresh token,
+//! and a 307/308 would re-send it to wherever the `Location` points, plain http
+//! included, past the https-or-loopback rule the token URL was checked against. The
+//! crate's own client does not follow redirects, and a 3xx answer is an
+//! [`ErrorKind::Config`] error naming the `Location` (without its query). A client
+//! given to [`http_client`](crate::TokenManagerBuilder::http_client) keeps its own
+//! redirect policy, which reqwest fixes when it is built: if it followed one (the
+//! answer's URL is not the request's), the answer is refused with the same kind of
+//! error, though the form has already gone there.
 
 use std::fmt;
 use std::future::Future;
@@ -13,7 +23,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use zeroize::Zeroizing;
 
 use crate::{Error, ErrorKind};
@@ -88,9 +98,13 @@ impl ReqwestTransport {
     fn client(&self) -> Result<&reqwest::Client, Error> {
         self.client
             .get_or_init(|| {
-                reqwest::Client::builder().build().map_err(|e| {
-                    Error::new(ErrorKind::Config, "could not create the HTTP client").with_source(e)
-                })
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Config, "could not create the HTTP client")
+                            .with_source(e)
+                    })
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -110,6 +124,7 @@ impl Transport for ReqwestTransport {
             Ok(client) => client,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
+        let url = request.url.clone();
         let mut builder = client
             .post(request.url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
@@ -144,6 +159,13 @@ impl Transport for ReqwestTransport {
             };
             let mut response = builder.send().await.map_err(unavailable)?;
             let status = response.status();
+            if response.url() != &url {
+                return Err(followed_redirect(response.url()).with_status(status));
+            }
+            if status.is_redirection() {
+                let location = response.headers().get(LOCATION);
+                return Err(refused_redirect(&url, location).with_status(status));
+            }
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
@@ -170,6 +192,53 @@ impl Transport for ReqwestTransport {
     }
 }
 
+/// A 3xx from the IDM: permanent until the token URL changes, so not retried.
+fn refused_redirect(request_url: &reqwest::Url, location: Option<&http::HeaderValue>) -> Error {
+    let target = match location {
+        None => "nowhere (no Location)".to_owned(),
+        Some(value) => match value.to_str().ok().map(|l| request_url.join(l)) {
+            Some(Ok(target)) => shown(&target),
+            _ => "an unreadable Location".to_owned(),
+        },
+    };
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "the IDM answered with a redirect to {target}; IDM requests are never \
+             redirected (their form holds a password or refresh token): set the token URL \
+             to the right address"
+        ),
+    )
+}
+
+/// A user-supplied client followed a redirect: the form went to `to` already, but its
+/// answer is not trusted, and the configuration must change.
+fn followed_redirect(to: &reqwest::Url) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "the HTTP client given to `http_client` followed a redirect from the IDM to {}; \
+             build it with `reqwest::redirect::Policy::none()`",
+            shown(to)
+        ),
+    )
+}
+
+/// A URL for an error message: no user info, query or fragment (they may carry a
+/// session or a code), and not too long.
+fn shown(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.as_str()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
 /// True when TLS refused the IDM's certificate somewhere in `error`'s chain. rustls's
 /// error sits inside (nested) `io::Error`s, whose `source()` skips their inner error,
 /// hence `get_ref`.
@@ -191,4 +260,33 @@ fn refused_certificate(error: &reqwest::Error) -> bool {
         };
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_is_named_without_user_info_query_or_fragment() {
+        let from = reqwest::Url::parse("http://127.0.0.1:9/auth/token").unwrap();
+        let location = http::HeaderValue::from_static("https://u:p@idm.example/t?code=1#f");
+        let err = refused_redirect(&from, Some(&location));
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let message = err.to_string();
+        assert!(message.contains("https://idm.example/t;"), "{message}");
+        for hidden in ["code", "u:p", "#f"] {
+            assert!(!message.contains(hidden), "{message}");
+        }
+        let relative = http::HeaderValue::from_static("/elsewhere?x=1");
+        let message = refused_redirect(&from, Some(&relative)).to_string();
+        assert!(
+            message.contains("http://127.0.0.1:9/elsewhere;"),
+            "{message}"
+        );
+        assert!(
+            refused_redirect(&from, None)
+                .to_string()
+                .contains("no Location")
+        );
+    }
 }
