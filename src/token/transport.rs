@@ -84,27 +84,33 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug)]
 pub(crate) struct ReqwestTransport {
     client: OnceLock<Result<reqwest::Client, Error>>,
+    /// Build the default client without any proxy (the token URL is on loopback).
+    no_proxy: bool,
 }
 
 impl ReqwestTransport {
-    pub(crate) fn new(client: Option<reqwest::Client>) -> Self {
+    pub(crate) fn new(client: Option<reqwest::Client>, no_proxy: bool) -> Self {
         let cell = OnceLock::new();
         if let Some(client) = client {
             let _ = cell.set(Ok(client));
         }
-        ReqwestTransport { client: cell }
+        ReqwestTransport {
+            client: cell,
+            no_proxy,
+        }
     }
 
     fn client(&self) -> Result<&reqwest::Client, Error> {
         self.client
             .get_or_init(|| {
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| {
-                        Error::new(ErrorKind::Config, "could not create the HTTP client")
-                            .with_source(e)
-                    })
+                let mut builder =
+                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+                if self.no_proxy {
+                    builder = builder.no_proxy();
+                }
+                builder.build().map_err(|e| {
+                    Error::new(ErrorKind::Config, "could not create the HTTP client").with_source(e)
+                })
             })
             .as_ref()
             .map_err(Clone::clone)
