@@ -14,6 +14,13 @@
 //! redirect policy, which reqwest fixes when it is built: if it followed one (the
 //! answer's URL is not the request's), the answer is refused with the same kind of
 //! error, though the form has already gone there.
+//!
+//! Secrets in memory: every copy this crate makes of a form holding a password or a
+//! refresh token (the form, the `Authorization` value, the IDM's answer) lives in
+//! zeroizing storage, wiped when dropped, and is handed to reqwest as `Bytes` owned by
+//! that storage, without a copy. What reqwest, hyper and rustls copy into their own
+//! buffers (the connection's write buffer, TLS records) is outside this guarantee, as is
+//! what the fake IDM of the `testing` feature keeps.
 
 use std::fmt;
 use std::future::Future;
@@ -21,21 +28,27 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::StatusCode;
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::{HeaderValue, StatusCode};
 use zeroize::Zeroizing;
 
 use crate::{Error, ErrorKind};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A form POST to the IDM. Its body holds a password or a refresh token.
+/// A form POST to the IDM, ready for the wire. Its body holds a password or a refresh
+/// token.
+///
+/// The body and the header value are `Bytes` whose owner is the zeroizing buffer they
+/// were built in: handing them to a transport copies nothing, and the buffer is wiped
+/// when the last reference (the transport's included) is dropped.
 pub(crate) struct IdmRequest {
     pub(crate) url: reqwest::Url,
-    pub(crate) form: Zeroizing<String>,
-    /// The whole `Authorization` header value, when the request carries one.
-    pub(crate) authorization: Option<Zeroizing<String>>,
+    /// The URL-encoded form.
+    pub(crate) body: Bytes,
+    /// The whole `Authorization` header value (sensitive), when the request has one.
+    pub(crate) authorization: Option<HeaderValue>,
 }
 
 impl IdmRequest {
@@ -44,9 +57,16 @@ impl IdmRequest {
         form: Zeroizing<String>,
         authorization: Option<Zeroizing<String>>,
     ) -> Self {
+        let authorization = authorization.and_then(|value| {
+            // A value with bytes a header cannot carry (a hostile IDM's refresh token)
+            // is left out; the same token in the form still identifies the session.
+            let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(value)).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
         IdmRequest {
             url,
-            form,
+            body: Bytes::from_owner(form),
             authorization,
         }
     }
@@ -134,13 +154,10 @@ impl Transport for ReqwestTransport {
         let mut builder = client
             .post(request.url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(authorization) = &request.authorization
-            && let Ok(mut value) = http::HeaderValue::from_str(authorization)
-        {
-            value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
+        if let Some(authorization) = request.authorization {
+            builder = builder.header(AUTHORIZATION, authorization);
         }
-        let builder = builder.body(request.form.as_bytes().to_vec());
+        let builder = builder.body(request.body);
         Box::pin(async move {
             let unavailable = |e: reqwest::Error| {
                 if refused_certificate(&e) {
@@ -182,7 +199,9 @@ impl Transport for ReqwestTransport {
             {
                 return Err(body_too_large(body_limit).with_status(status));
             }
-            let mut body = BytesMut::new();
+            // The answer holds the new refresh token: collect it in wiped storage.
+            let expected = response.content_length().unwrap_or(0) as usize;
+            let mut body = WipedBuffer::with_capacity(expected);
             while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
                 if body.len() + chunk.len() > body_limit {
                     return Err(body_too_large(body_limit).with_status(status));
@@ -195,6 +214,36 @@ impl Transport for ReqwestTransport {
                 body: body.freeze(),
             })
         })
+    }
+}
+
+/// A growable byte buffer that leaves no unwiped copy behind: growing moves the bytes
+/// into a new zeroizing allocation and wipes the old one, which a plain `Vec` or
+/// `BytesMut` would free as it is.
+struct WipedBuffer(Zeroizing<Vec<u8>>);
+
+impl WipedBuffer {
+    fn with_capacity(capacity: usize) -> Self {
+        WipedBuffer(Zeroizing::new(Vec::with_capacity(capacity)))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        let needed = self.0.len() + bytes.len();
+        if needed > self.0.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
+            grown.extend_from_slice(&self.0);
+            // The old buffer is wiped as it is dropped here.
+            self.0 = grown;
+        }
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn freeze(self) -> Bytes {
+        Bytes::from_owner(self.0)
     }
 }
 
@@ -271,6 +320,16 @@ fn refused_certificate(error: &reqwest::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wiped_buffer_keeps_every_byte_across_growth() {
+        let mut buffer = WipedBuffer::with_capacity(2);
+        for chunk in [&b"ab"[..], b"cde", b"", b"fghijklmnop"] {
+            buffer.extend_from_slice(chunk);
+        }
+        assert_eq!(buffer.len(), 16);
+        assert_eq!(&buffer.freeze()[..], b"abcdefghijklmnop");
+    }
 
     #[test]
     fn a_redirect_is_named_without_user_info_query_or_fragment() {
