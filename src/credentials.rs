@@ -61,6 +61,24 @@ impl Credentials {
     pub(crate) fn password(&self) -> &str {
         &self.password
     }
+
+    /// Same user name and same password. The passwords are compared in place (no copy
+    /// that would outlive the comparison) and in a time that depends only on their
+    /// lengths, not on where they differ.
+    pub(crate) fn same_values(&self, other: &Credentials) -> bool {
+        self.username == other.username
+            && (Arc::ptr_eq(&self.password, &other.password)
+                || constant_time_eq(self.password.as_bytes(), other.password.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // Keeps the optimiser from turning the fold into an early-exit comparison.
+    std::hint::black_box(difference) == 0
 }
 
 impl fmt::Debug for Credentials {
@@ -69,5 +87,20 @@ impl fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_values_needs_the_same_user_name_and_password() {
+        let creds = Credentials::new("ann", "pw");
+        assert!(creds.same_values(&creds.clone()));
+        assert!(creds.same_values(&Credentials::new("ann", "pw")));
+        assert!(!creds.same_values(&Credentials::new("ann", "px")));
+        assert!(!creds.same_values(&Credentials::new("ann", "pw2")));
+        assert!(!creds.same_values(&Credentials::new("bob", "pw")));
     }
 }

@@ -306,6 +306,38 @@ async fn refused_refresh_falls_back_to_the_password_grant_in_the_same_flight() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refresh_refused_for_a_lasting_reason_falls_back_to_the_password_grant_once() {
+    // A gateway's HTML 401 or an OAuth error other than `invalid_grant` will not go away
+    // by retrying: with a refresh token that never expires, keeping it would fail every
+    // later flight too.
+    for fault in [
+        Fault::body(401, "<html>gateway</html>"),
+        Fault::body(400, r#"{"error":"invalid_request"}"#),
+    ] {
+        let idm = FakeIdm::new();
+        idm.set_refresh_ttl(None);
+        idm.set_access_ttl(Duration::from_secs(100));
+        let manager = manager(&idm);
+        manager.access_token().await.unwrap();
+        advance(Duration::from_secs(101)).await; // expired: callers wait for the flight
+        idm.push_faults([fault.clone()]);
+        let token = manager.access_token().await;
+        let grants: Vec<_> = idm
+            .requests()
+            .iter()
+            .map(|r| r.grant_type().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            grants,
+            ["password", "refresh_token", "password"],
+            "{fault:?}"
+        );
+        let token = token.unwrap();
+        assert_eq!(idm.validate(token.secret()).as_deref(), Some("user"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn every_refresh_keeps_the_new_refresh_expiry() {
     let idm = FakeIdm::new();
     idm.set_access_ttl(Duration::from_secs(20)); // refresh-due every 10 s
@@ -584,6 +616,46 @@ async fn replacing_the_credentials_ends_the_cooldown() {
     assert_eq!(idm.token_requests(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn setting_the_same_wrong_password_again_keeps_the_cooldown() {
+    // A vault re-delivering unchanged values every second must not turn the 60 s
+    // wrong-password cooldown into a login per second.
+    let idm = FakeIdm::new();
+    let manager = TokenManager::builder(Credentials::new("user", "wrong"))
+        .fake_idm(&idm)
+        .build()
+        .unwrap();
+    let refused = manager.access_token().await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidCredentials);
+    let mut errors = Vec::new();
+    for _ in 0..59 {
+        sleep(Duration::from_secs(1)).await;
+        manager.set_credentials(Credentials::new("user", "wrong"));
+        errors.push(manager.access_token().await.unwrap_err());
+    }
+    assert_eq!(idm.password_grants(), 1, "failed logins in 60 s");
+    assert!(
+        errors.iter().all(|e| e.same_as(&refused)),
+        "served from the cooldown"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn setting_the_same_credentials_again_keeps_the_login_in_flight() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_secs(1));
+    let manager = manager(&idm);
+    let login = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.access_token().await })
+    };
+    idm.wait_for_requests(1).await; // the login is in flight
+    manager.set_credentials(Credentials::new("user", "secret"));
+    let token = manager.access_token().await.unwrap();
+    assert!(login.await.unwrap().unwrap().same_token(&token));
+    assert_eq!(idm.password_grants(), 1);
+}
+
 // 8. HTTPS only --------------------------------------------------------------------------
 
 #[test]
@@ -643,6 +715,77 @@ async fn logout_ends_the_session_and_clears_the_cache() {
     assert_eq!(idm.password_grants(), 2);
 }
 
+#[test]
+fn logout_outside_a_runtime_is_a_config_error_and_keeps_the_session() {
+    use futures_util::FutureExt;
+
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let idm = FakeIdm::new();
+    let manager = manager(&idm);
+    runtime().block_on(manager.access_token()).unwrap();
+
+    let outside = manager
+        .logout()
+        .now_or_never()
+        .expect("answers at once without a runtime")
+        .unwrap_err();
+    let no_runtime = builder(&idm)
+        .build()
+        .unwrap()
+        .access_token()
+        .now_or_never()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(outside.kind(), ErrorKind::Config);
+    assert_eq!(outside.to_string(), no_runtime.to_string());
+    assert!(manager.cached().is_some(), "nothing discarded");
+
+    // The refresh token was kept: a logout inside a runtime still ends the session.
+    runtime().block_on(manager.logout()).unwrap();
+    assert_eq!((idm.logouts(), idm.active_sessions()), (1, 0));
+}
+
+#[test]
+fn a_runtime_without_timers_is_a_config_error_naming_enable_time() {
+    let idm = FakeIdm::new();
+    let manager = manager(&idm);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(manager.access_token()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("enable_time"), "{err}");
+    let err = runtime.block_on(manager.logout()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert_eq!(idm.token_requests(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn logout_during_a_login_ends_the_session_that_login_opens() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_secs(1));
+    let manager = manager(&idm);
+    let login = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.access_token().await })
+    };
+    idm.wait_for_requests(1).await; // the login is in flight
+    assert_eq!(idm.password_grants(), 1);
+    manager.logout().await.unwrap();
+    assert_eq!(idm.logouts(), 1);
+    assert_eq!(idm.active_sessions(), 0);
+    assert!(manager.cached().is_none());
+    // The caller that started the login still got its (now ended) token.
+    login.await.unwrap().unwrap();
+    assert_eq!((idm.logouts(), idm.active_sessions()), (1, 0));
+}
+
 // Found in review ---------------------------------------------------------------------
 
 #[test]
@@ -684,7 +827,7 @@ async fn a_new_password_detaches_a_login_still_using_the_old_one() {
         let manager = manager.clone();
         tokio::spawn(async move { manager.access_token().await })
     };
-    sleep(Duration::from_millis(10)).await;
+    idm.wait_for_requests(1).await; // the login is in flight
     manager.set_credentials(Credentials::new("user", "secret"));
     let refused = old_login.await.unwrap().unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::InvalidCredentials);

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use zeroize::Zeroize;
 
 use crate::token::base64url_encode;
 use crate::token::transport::{BoxFuture, IdmReply, IdmRequest, Transport, body_too_large};
@@ -96,6 +97,19 @@ impl RecordedRequest {
     /// The `grant_type` field, `None` for a logout.
     pub fn grant_type(&self) -> Option<&str> {
         self.field("grant_type")
+    }
+}
+
+impl Drop for RecordedRequest {
+    // The fake copies each form it receives; it wipes those copies when it drops them,
+    // so a test scanning freed memory for a password sees only the crate's own copies.
+    fn drop(&mut self) {
+        self.raw_form.zeroize();
+        for (key, value) in &mut self.form {
+            key.zeroize();
+            value.zeroize();
+        }
+        self.authorization.zeroize();
     }
 }
 
@@ -607,12 +621,10 @@ impl IdmState {
 
 impl Transport for FakeIdm {
     fn send(&self, request: IdmRequest, body_limit: usize) -> BoxFuture<Result<IdmReply, Error>> {
-        let outcome = self.handle(
-            request.url.path(),
-            &request.form,
-            request.authorization.as_deref().map(|a| a.as_str()),
-            None,
-        );
+        // The crate only builds UTF-8 forms; anything else reads as an empty form.
+        let form = std::str::from_utf8(&request.body).unwrap_or_default();
+        let authorization = request.authorization.as_ref().and_then(|v| v.to_str().ok());
+        let outcome = self.handle(request.url.path(), form, authorization, None);
         Box::pin(async move {
             let reply = match outcome {
                 Outcome::Reply(reply) => reply,

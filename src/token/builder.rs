@@ -105,6 +105,16 @@ impl TokenManagerBuilder {
     }
 
     /// The `reqwest::Client` for IDM calls: custom root certificates, proxies.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`: reqwest follows
+    /// redirects by default, and a 307/308 re-sends the password form to wherever it
+    /// points. The crate cannot change a built client's policy; it refuses an answer
+    /// that came through a redirect (`ErrorKind::Config`), but by then the form has gone.
+    ///
+    /// For a loopback `http://` token URL, also build it with `.no_proxy()`: the crate's
+    /// own client bypasses any system proxy (`HTTP_PROXY`) for a loopback token URL, but
+    /// cannot tell whether a given client uses one, and a proxy would receive the
+    /// password form in clear text.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
@@ -192,7 +202,11 @@ impl TokenManagerBuilder {
         }
         let transport: Arc<dyn Transport> = match self.transport {
             Some(transport) => transport,
-            None => Arc::new(ReqwestTransport::new(self.client)),
+            // Plain http is allowed on loopback only because the bytes never leave the
+            // machine; a system proxy (`HTTP_PROXY`) would carry them off, and could not
+            // reach this machine's loopback anyway. So the crate's own client never
+            // uses a proxy for a loopback token URL.
+            None => Arc::new(ReqwestTransport::new(self.client, is_loopback(&token_url))),
         };
         let config = Config {
             token_url,
@@ -218,15 +232,9 @@ fn check_token_url(url: &str) -> Result<reqwest::Url, Error> {
         )
         .with_source(e)
     })?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    };
     match parsed.scheme() {
         "https" => Ok(parsed),
-        "http" if loopback => Ok(parsed),
+        "http" if is_loopback(&parsed) => Ok(parsed),
         "http" => Err(Error::new(
             ErrorKind::Config,
             format!("the token URL must use https (plain http is allowed only on loopback): {url}"),
@@ -235,6 +243,16 @@ fn check_token_url(url: &str) -> Result<reqwest::Url, Error> {
             ErrorKind::Config,
             format!("the token URL must use https, not {other:?}"),
         )),
+    }
+}
+
+/// A loopback address (`127.0.0.0/8`, `::1`) or exactly `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
     }
 }
 

@@ -80,8 +80,8 @@ impl Grant<'_> {
     }
 }
 
-/// Refresh grant while the refresh token lives, else (or when it is refused) the
-/// password grant, all within one deadline.
+/// Refresh grant while the refresh token lives, else (or when it is refused for any
+/// reason but a transient failure) the password grant, all within one deadline.
 async fn fetch(inner: &Arc<Inner>) -> Result<Fresh, Error> {
     let deadline = Instant::now() + inner.config.policy.flight_deadline;
     let (credentials, refresh) = {
@@ -93,16 +93,20 @@ async fn fetch(inner: &Arc<Inner>) -> Result<Fresh, Error> {
     if let Some(refresh) = refresh {
         match request_token(inner, Grant::Refresh(&refresh), deadline).await {
             Ok((response, sent_at)) => return fresh(inner, response, sent_at, Some(&refresh)),
-            Err(error) if idm::is_invalid_grant(&error) => {
+            // Transient: keep the refresh token for the next flight (huskarl's lesson).
+            Err(error) if error.kind() == ErrorKind::Unavailable => return Err(error),
+            // Anything else (`invalid_grant`, another OAuth error, a gateway's HTML 401)
+            // will not change by retrying: a refresh token that never expires would
+            // fail every later flight. Drop it and log in with the password instead.
+            Err(error) => {
                 tracing::debug!(
                     target: "bodhi_auth",
+                    kind = %error.kind(),
                     reason = error.idm_error_description().unwrap_or(""),
-                    "refresh token refused; logging in with the password grant"
+                    "refresh refused; logging in with the password grant"
                 );
                 inner.shared.write().forget_refresh(&refresh);
             }
-            // Transient: keep the refresh token for the next flight (huskarl's lesson).
-            Err(error) => return Err(error),
         }
     }
     let (response, sent_at) = request_token(inner, Grant::Password(&credentials), deadline).await?;

@@ -45,7 +45,12 @@ pub(crate) struct Client<'a> {
 }
 
 fn form(fields: &[(&str, &str)]) -> Zeroizing<String> {
-    let capacity = fields.iter().map(|(k, v)| k.len() + 3 * v.len() + 2).sum();
+    // The worst case of URL encoding (3 bytes per input byte), so the string never
+    // grows: growing would free the old buffer, with the password in it, unwiped.
+    let capacity = fields
+        .iter()
+        .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+        .sum();
     let mut serializer = form_urlencoded::Serializer::new(String::with_capacity(capacity));
     for (key, value) in fields {
         serializer.append_pair(key, value);
@@ -75,7 +80,10 @@ pub(crate) fn refresh_request(client: &Client<'_>, refresh_token: &str) -> IdmRe
         ("client_id", client.client_id),
         ("refresh_token", refresh_token),
     ];
-    let bearer = Zeroizing::new(format!("Bearer {refresh_token}"));
+    // Sized up front: `format!` would grow the string, freeing copies unwiped.
+    let mut bearer = Zeroizing::new(String::with_capacity(7 + refresh_token.len()));
+    bearer.push_str("Bearer ");
+    bearer.push_str(refresh_token);
     IdmRequest::new(client.token_url.clone(), form(&fields), Some(bearer))
 }
 

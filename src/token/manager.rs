@@ -12,7 +12,7 @@ use super::builder::TokenManagerBuilder;
 use super::flight;
 use super::idm;
 use super::policy::Policy;
-use super::state::{Access, Flight, FlightResult, Invalidation, Shared};
+use super::state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
 use super::transport::Transport;
 use crate::{Credentials, Error, ErrorKind};
 
@@ -125,7 +125,8 @@ impl TokenManager {
 
     /// A token that is valid now: cached, or from the one flight all callers share.
     ///
-    /// Needs a Tokio runtime when it has to talk to the IDM.
+    /// Needs a Tokio runtime with timers (`enable_time`) when it has to talk to the
+    /// IDM; without one it fails with [`ErrorKind::Config`].
     pub async fn access_token(&self) -> Result<AccessToken, Error> {
         if let Some(token) = self.cached() {
             return Ok(token);
@@ -214,12 +215,7 @@ impl TokenManager {
 
     /// Registers and spawns a flight while holding the lock, so exactly one starts.
     fn launch(&self, shared: &mut Shared, now: Instant) -> Result<Flight, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(
-                ErrorKind::Config,
-                "bodhi-auth needs a Tokio runtime to talk to the IDM",
-            )
-        })?;
+        let runtime = idm_runtime()?;
         let (flight, tx) = shared.new_flight();
         tracing::debug!(target: "bodhi_auth", flight = flight.id, state = shared.state.name(), "starting token flight");
         shared.start(now, flight.clone());
@@ -293,9 +289,19 @@ impl TokenManager {
     /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)
     /// and clears the cache. Without a session it only clears the cache.
     ///
-    /// A session the IDM no longer knows counts as logged out.
+    /// A login or refresh in flight is waited for first (at most the flight deadline),
+    /// and the session it opens is the one ended: a logout racing a login never leaves
+    /// a session behind. The callers of that login still get its token, which the
+    /// logout then ends.
+    ///
+    /// A session the IDM no longer knows counts as logged out. Needs a Tokio runtime
+    /// with timers, like [`access_token`](Self::access_token); without one it fails with
+    /// [`ErrorKind::Config`] and changes nothing.
     pub async fn logout(&self) -> Result<(), Error> {
-        let Some(refresh) = self.inner.shared.write().clear() else {
+        // Before clearing: a logout that cannot be sent must not lose the refresh token
+        // a later logout would need.
+        idm_runtime()?;
+        let Some(refresh) = self.clear_after_flights().await else {
             return Ok(());
         };
         let logout_url = logout_url(&self.inner.config.token_url)?;
@@ -319,8 +325,33 @@ impl TokenManager {
         Err(error)
     }
 
-    /// Replaces the credentials (password rotation). Ends any cooldown and failure
-    /// count; if the user name changes, the cached session is dropped too.
+    /// Clears the cache once no flight is in progress, and returns the refresh token to
+    /// end. A login or refresh in flight is about to open (or renew) a session whose
+    /// refresh token only its answer brings: clearing under it would make that answer
+    /// "not current" and throw the refresh token away, leaving a session nothing can
+    /// end. So wait for it to land first. A flight is bounded by the flight deadline.
+    async fn clear_after_flights(&self) -> Option<Arc<RefreshToken>> {
+        loop {
+            let flight = {
+                let mut shared = self.inner.shared.write();
+                match shared.state.flight() {
+                    Some(flight) => flight.clone(),
+                    None => return shared.clear(),
+                }
+            };
+            tracing::debug!(target: "bodhi_auth", flight = flight.id, "logout waits for the token flight");
+            let id = flight.id;
+            if wait(flight).await.is_none() {
+                // Its task ended without an answer: forget it rather than wait again.
+                self.inner.shared.write().abandon(id);
+            }
+        }
+    }
+
+    /// Replaces the credentials (password rotation). New values end any cooldown and
+    /// failure count; if the user name changes, the cached session is dropped too.
+    /// The same user name and password again change nothing (no new login, the
+    /// cooldown stays), so re-delivering unchanged values on a timer is harmless.
     pub fn set_credentials(&self, credentials: Credentials) {
         self.inner.shared.write().replace_credentials(credentials);
     }
@@ -371,6 +402,36 @@ async fn wait(mut flight: Flight) -> Option<FlightResult> {
         Ok(result) => result.clone(),
         Err(_) => None,
     }
+}
+
+/// The runtime to talk to the IDM on: a Tokio runtime whose timers are enabled, since
+/// every IDM request runs under a time-out. Checked before anything is spawned or
+/// changed, so a misconfigured runtime is a clear error, not a panicking task.
+fn idm_runtime() -> Result<tokio::runtime::Handle, Error> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            "bodhi-auth needs a Tokio runtime to talk to the IDM",
+        )
+    })?;
+    if !timers_enabled() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "bodhi-auth needs a Tokio runtime with timers: build it with `enable_time()` \
+             (or `enable_all()`)",
+        ));
+    }
+    Ok(runtime)
+}
+
+/// Tokio offers no query for its timer driver; creating a `Sleep` is the only check,
+/// and it panics when timers are disabled. Catching that panic here, in the caller,
+/// turns it into an error before any task exists (a panicking flight task would only
+/// look "abandoned" to its waiters). Nothing is shared across the unwind: the closure
+/// captures nothing. The panic hook still prints Tokio's message on such a runtime,
+/// and with `panic = "abort"` the process aborts, as the task's panic would have.
+fn timers_enabled() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
 fn abandoned() -> Error {

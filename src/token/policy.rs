@@ -28,7 +28,7 @@
 //! A refused password is permanent: no retries, and [`DEFAULT_INVALID_CREDENTIALS_COOLDOWN`]
 //! (60 s) before the next attempt, so a wrong password cannot lock the account with a
 //! burst of failed logins. [`TokenManager::set_credentials`](crate::TokenManager::set_credentials)
-//! ends any cooldown.
+//! with new values ends any cooldown; the same values again change nothing.
 //!
 //! **A valid token is never lost.** A refresh that starts before expiry runs in the
 //! background while callers keep the current token; if it fails, the current token is

@@ -311,7 +311,12 @@ impl Shared {
     }
 
     /// New credentials end any cooldown; a different user also ends the session.
+    /// Unchanged ones change nothing: a vault that re-delivers the same wrong password
+    /// every second must not turn the wrong-password cooldown into a login per second.
     pub(crate) fn replace_credentials(&mut self, credentials: Credentials) {
+        if credentials.same_values(&self.credentials) {
+            return;
+        }
         if credentials.username() != self.credentials.username() {
             self.clear();
         }

@@ -4,6 +4,23 @@
 //! `Retry-After` header and at most `body_limit` bytes of body back. The real transport
 //! is reqwest; tests plug in the in-memory fake IDM (feature `testing`) so that time can
 //! be paused.
+//!
+//! IDM requests are never redirected: their form holds a password or a refresh token,
+//! and a 307/308 would re-send it to wherever the `Location` points, plain http
+//! included, past the https-or-loopback rule the token URL was checked against. The
+//! crate's own client does not follow redirects, and a 3xx answer is an
+//! [`ErrorKind::Config`] error naming the `Location` (without its query). A client
+//! given to [`http_client`](crate::TokenManagerBuilder::http_client) keeps its own
+//! redirect policy, which reqwest fixes when it is built: if it followed one (the
+//! answer's URL is not the request's), the answer is refused with the same kind of
+//! error, though the form has already gone there.
+//!
+//! Secrets in memory: every copy this crate makes of a form holding a password or a
+//! refresh token (the form, the `Authorization` value, the IDM's answer) lives in
+//! zeroizing storage, wiped when dropped, and is handed to reqwest as `Bytes` owned by
+//! that storage, without a copy. What reqwest, hyper and rustls copy into their own
+//! buffers (the connection's write buffer, TLS records) is outside this guarantee, as is
+//! what the fake IDM of the `testing` feature keeps.
 
 use std::fmt;
 use std::future::Future;
@@ -11,21 +28,27 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::StatusCode;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::{HeaderValue, StatusCode};
 use zeroize::Zeroizing;
 
 use crate::{Error, ErrorKind};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A form POST to the IDM. Its body holds a password or a refresh token.
+/// A form POST to the IDM, ready for the wire. Its body holds a password or a refresh
+/// token.
+///
+/// The body and the header value are `Bytes` whose owner is the zeroizing buffer they
+/// were built in: handing them to a transport copies nothing, and the buffer is wiped
+/// when the last reference (the transport's included) is dropped.
 pub(crate) struct IdmRequest {
     pub(crate) url: reqwest::Url,
-    pub(crate) form: Zeroizing<String>,
-    /// The whole `Authorization` header value, when the request carries one.
-    pub(crate) authorization: Option<Zeroizing<String>>,
+    /// The URL-encoded form.
+    pub(crate) body: Bytes,
+    /// The whole `Authorization` header value (sensitive), when the request has one.
+    pub(crate) authorization: Option<HeaderValue>,
 }
 
 impl IdmRequest {
@@ -34,9 +57,16 @@ impl IdmRequest {
         form: Zeroizing<String>,
         authorization: Option<Zeroizing<String>>,
     ) -> Self {
+        let authorization = authorization.and_then(|value| {
+            // A value with bytes a header cannot carry (a hostile IDM's refresh token)
+            // is left out; the same token in the form still identifies the session.
+            let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(value)).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
         IdmRequest {
             url,
-            form,
+            body: Bytes::from_owner(form),
             authorization,
         }
     }
@@ -74,21 +104,31 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug)]
 pub(crate) struct ReqwestTransport {
     client: OnceLock<Result<reqwest::Client, Error>>,
+    /// Build the default client without any proxy (the token URL is on loopback).
+    no_proxy: bool,
 }
 
 impl ReqwestTransport {
-    pub(crate) fn new(client: Option<reqwest::Client>) -> Self {
+    pub(crate) fn new(client: Option<reqwest::Client>, no_proxy: bool) -> Self {
         let cell = OnceLock::new();
         if let Some(client) = client {
             let _ = cell.set(Ok(client));
         }
-        ReqwestTransport { client: cell }
+        ReqwestTransport {
+            client: cell,
+            no_proxy,
+        }
     }
 
     fn client(&self) -> Result<&reqwest::Client, Error> {
         self.client
             .get_or_init(|| {
-                reqwest::Client::builder().build().map_err(|e| {
+                let mut builder =
+                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+                if self.no_proxy {
+                    builder = builder.no_proxy();
+                }
+                builder.build().map_err(|e| {
                     Error::new(ErrorKind::Config, "could not create the HTTP client").with_source(e)
                 })
             })
@@ -110,16 +150,14 @@ impl Transport for ReqwestTransport {
             Ok(client) => client,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
+        let url = request.url.clone();
         let mut builder = client
             .post(request.url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(authorization) = &request.authorization
-            && let Ok(mut value) = http::HeaderValue::from_str(authorization)
-        {
-            value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
+        if let Some(authorization) = request.authorization {
+            builder = builder.header(AUTHORIZATION, authorization);
         }
-        let builder = builder.body(request.form.as_bytes().to_vec());
+        let builder = builder.body(request.body);
         Box::pin(async move {
             let unavailable = |e: reqwest::Error| {
                 if refused_certificate(&e) {
@@ -144,6 +182,13 @@ impl Transport for ReqwestTransport {
             };
             let mut response = builder.send().await.map_err(unavailable)?;
             let status = response.status();
+            if response.url() != &url {
+                return Err(followed_redirect(response.url()).with_status(status));
+            }
+            if status.is_redirection() {
+                let location = response.headers().get(LOCATION);
+                return Err(refused_redirect(&url, location).with_status(status));
+            }
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
@@ -154,7 +199,9 @@ impl Transport for ReqwestTransport {
             {
                 return Err(body_too_large(body_limit).with_status(status));
             }
-            let mut body = BytesMut::new();
+            // The answer holds the new refresh token: collect it in wiped storage.
+            let expected = response.content_length().unwrap_or(0) as usize;
+            let mut body = WipedBuffer::with_capacity(expected);
             while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
                 if body.len() + chunk.len() > body_limit {
                     return Err(body_too_large(body_limit).with_status(status));
@@ -168,6 +215,83 @@ impl Transport for ReqwestTransport {
             })
         })
     }
+}
+
+/// A growable byte buffer that leaves no unwiped copy behind: growing moves the bytes
+/// into a new zeroizing allocation and wipes the old one, which a plain `Vec` or
+/// `BytesMut` would free as it is.
+struct WipedBuffer(Zeroizing<Vec<u8>>);
+
+impl WipedBuffer {
+    fn with_capacity(capacity: usize) -> Self {
+        WipedBuffer(Zeroizing::new(Vec::with_capacity(capacity)))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        let needed = self.0.len() + bytes.len();
+        if needed > self.0.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
+            grown.extend_from_slice(&self.0);
+            // The old buffer is wiped as it is dropped here.
+            self.0 = grown;
+        }
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn freeze(self) -> Bytes {
+        Bytes::from_owner(self.0)
+    }
+}
+
+/// A 3xx from the IDM: permanent until the token URL changes, so not retried.
+fn refused_redirect(request_url: &reqwest::Url, location: Option<&http::HeaderValue>) -> Error {
+    let target = match location {
+        None => "nowhere (no Location)".to_owned(),
+        Some(value) => match value.to_str().ok().map(|l| request_url.join(l)) {
+            Some(Ok(target)) => shown(&target),
+            _ => "an unreadable Location".to_owned(),
+        },
+    };
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "the IDM answered with a redirect to {target}; IDM requests are never \
+             redirected (their form holds a password or refresh token): set the token URL \
+             to the right address"
+        ),
+    )
+}
+
+/// A user-supplied client followed a redirect: the form went to `to` already, but its
+/// answer is not trusted, and the configuration must change.
+fn followed_redirect(to: &reqwest::Url) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "the HTTP client given to `http_client` followed a redirect from the IDM to {}; \
+             build it with `reqwest::redirect::Policy::none()`",
+            shown(to)
+        ),
+    )
+}
+
+/// A URL for an error message: no user info, query or fragment (they may carry a
+/// session or a code), and not too long.
+fn shown(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.as_str()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
 
 /// True when TLS refused the IDM's certificate somewhere in `error`'s chain. rustls's
@@ -191,4 +315,43 @@ fn refused_certificate(error: &reqwest::Error) -> bool {
         };
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wiped_buffer_keeps_every_byte_across_growth() {
+        let mut buffer = WipedBuffer::with_capacity(2);
+        for chunk in [&b"ab"[..], b"cde", b"", b"fghijklmnop"] {
+            buffer.extend_from_slice(chunk);
+        }
+        assert_eq!(buffer.len(), 16);
+        assert_eq!(&buffer.freeze()[..], b"abcdefghijklmnop");
+    }
+
+    #[test]
+    fn a_redirect_is_named_without_user_info_query_or_fragment() {
+        let from = reqwest::Url::parse("http://127.0.0.1:9/auth/token").unwrap();
+        let location = http::HeaderValue::from_static("https://u:p@idm.example/t?code=1#f");
+        let err = refused_redirect(&from, Some(&location));
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let message = err.to_string();
+        assert!(message.contains("https://idm.example/t;"), "{message}");
+        for hidden in ["code", "u:p", "#f"] {
+            assert!(!message.contains(hidden), "{message}");
+        }
+        let relative = http::HeaderValue::from_static("/elsewhere?x=1");
+        let message = refused_redirect(&from, Some(&relative)).to_string();
+        assert!(
+            message.contains("http://127.0.0.1:9/elsewhere;"),
+            "{message}"
+        );
+        assert!(
+            refused_redirect(&from, None)
+                .to_string()
+                .contains("no Location")
+        );
+    }
 }
