@@ -115,6 +115,11 @@ impl TokenManagerBuilder {
     /// own client bypasses any system proxy (`HTTP_PROXY`) for a loopback token URL, but
     /// cannot tell whether a given client uses one, and a proxy would receive the
     /// password form in clear text.
+    ///
+    /// If the manager is shared by callers on several runtimes, also set
+    /// `.pool_max_idle_per_host(0)`, as the crate's own client does: a pooled connection
+    /// is driven by the runtime that opened it, and a request on another runtime stalls
+    /// on it while that one is idle.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

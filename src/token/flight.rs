@@ -16,14 +16,28 @@ use super::state::{FlightResult, Fresh, RefreshToken};
 use crate::{Credentials, Error, ErrorKind};
 
 /// The task body: fetch, record, publish.
-pub(crate) async fn run(inner: Arc<Inner>, id: u64, tx: watch::Sender<Option<FlightResult>>) {
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    id: u64,
+    deadline: Instant,
+    tx: watch::Sender<Option<FlightResult>>,
+) {
     let mut guard = AbandonGuard {
         inner: &inner,
         id,
         armed: true,
     };
     let started = Instant::now();
-    let outcome = fetch(&inner).await;
+    let outcome = match fetch(&inner, id, deadline).await {
+        Ok(fresh) => Ok(fresh),
+        Err(Stop::Failed(error)) => Err(error),
+        Err(Stop::Superseded) => {
+            // Another flight replaced this one (taken over, detached or abandoned):
+            // record nothing; dropping `tx` tells any waiter left to look again.
+            tracing::debug!(target: "bodhi_auth", flight = id, "token flight superseded; it sent nothing more");
+            return;
+        }
+    };
     let (result, next_attempt_in) = {
         let mut shared = inner.shared.write();
         let now = Instant::now();
@@ -48,6 +62,20 @@ pub(crate) async fn run(inner: Arc<Inner>, id: u64, tx: watch::Sender<Option<Fli
         ),
     }
     tx.send_replace(Some(result));
+}
+
+/// Why a flight stopped short of a token.
+enum Stop {
+    /// The IDM conversation failed: the error every waiter gets.
+    Failed(Error),
+    /// The flight is no longer the current one, and sent nothing more.
+    Superseded,
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Failed(error)
+    }
 }
 
 /// Resets the state if the task is dropped mid-flight (runtime shutdown), so no later
@@ -82,8 +110,7 @@ impl Grant<'_> {
 
 /// Refresh grant while the refresh token lives, else (or when it is refused for any
 /// reason but a transient failure) the password grant, all within one deadline.
-async fn fetch(inner: &Arc<Inner>) -> Result<Fresh, Error> {
-    let deadline = Instant::now() + inner.config.policy.flight_deadline;
+async fn fetch(inner: &Arc<Inner>, id: u64, deadline: Instant) -> Result<Fresh, Stop> {
     let (credentials, refresh) = {
         let shared = inner.shared.read();
         let now = Instant::now();
@@ -91,14 +118,19 @@ async fn fetch(inner: &Arc<Inner>) -> Result<Fresh, Error> {
         (shared.credentials.clone(), refresh)
     };
     if let Some(refresh) = refresh {
-        match request_token(inner, Grant::Refresh(&refresh), deadline).await {
-            Ok((response, sent_at)) => return fresh(inner, response, sent_at, Some(&refresh)),
+        match request_token(inner, id, Grant::Refresh(&refresh), deadline).await {
+            Ok((response, sent_at)) => {
+                return Ok(fresh(inner, response, sent_at, Some(&refresh))?);
+            }
+            Err(Stop::Superseded) => return Err(Stop::Superseded),
             // Transient: keep the refresh token for the next flight (huskarl's lesson).
-            Err(error) if error.kind() == ErrorKind::Unavailable => return Err(error),
+            Err(Stop::Failed(error)) if error.kind() == ErrorKind::Unavailable => {
+                return Err(error.into());
+            }
             // Anything else (`invalid_grant`, another OAuth error, a gateway's HTML 401)
             // will not change by retrying: a refresh token that never expires would
             // fail every later flight. Drop it and log in with the password instead.
-            Err(error) => {
+            Err(Stop::Failed(error)) => {
                 tracing::debug!(
                     target: "bodhi_auth",
                     kind = %error.kind(),
@@ -109,8 +141,9 @@ async fn fetch(inner: &Arc<Inner>) -> Result<Fresh, Error> {
             }
         }
     }
-    let (response, sent_at) = request_token(inner, Grant::Password(&credentials), deadline).await?;
-    fresh(inner, response, sent_at, None)
+    let (response, sent_at) =
+        request_token(inner, id, Grant::Password(&credentials), deadline).await?;
+    Ok(fresh(inner, response, sent_at, None)?)
 }
 
 /// Turns an answer into a cacheable token, measuring lifetimes from `sent_at`.
@@ -166,9 +199,10 @@ fn fresh(
 /// One grant, retried on transient failures within the policy and the deadline.
 async fn request_token(
     inner: &Inner,
+    id: u64,
     grant: Grant<'_>,
     deadline: Instant,
-) -> Result<(TokenResponse, Instant), Error> {
+) -> Result<(TokenResponse, Instant), Stop> {
     let policy = &inner.config.policy;
     let client = inner.config.idm_client();
     let mut attempt = 1;
@@ -179,10 +213,15 @@ async fn request_token(
                 return Err(Error::new(
                     ErrorKind::Unavailable,
                     "the IDM asked us to wait (Retry-After) beyond this flight's deadline",
-                ));
+                )
+                .into());
             }
             tracing::debug!(target: "bodhi_auth", "waiting for the IDM's Retry-After");
             tokio::time::sleep_until(not_before).await;
+        }
+        let refresh_grant = matches!(grant, Grant::Refresh(_));
+        if !inner.shared.write().may_send(id, refresh_grant) {
+            return Err(Stop::Superseded);
         }
         let request = match grant {
             Grant::Password(credentials) => idm::password_request(&client, credentials),
@@ -221,7 +260,7 @@ async fn request_token(
             }
         };
         if error.kind() != ErrorKind::Unavailable || attempt >= policy.max_attempts {
-            return Err(error);
+            return Err(error.into());
         }
         let now = Instant::now();
         let pause = match inner.shared.read().not_before {
@@ -229,7 +268,7 @@ async fn request_token(
             _ => policy.backoff(attempt),
         };
         if now + pause >= deadline {
-            return Err(error);
+            return Err(error.into());
         }
         tracing::debug!(
             target: "bodhi_auth",

@@ -27,6 +27,18 @@ use crate::{Credentials, Error, ErrorKind};
 /// - after expiry, callers wait for that one flight;
 /// - a flight is not owned by any caller: cancelled callers cancel nothing.
 ///
+/// **Several runtimes.** A manager may be shared by callers on different Tokio runtimes
+/// (sync code often wraps it in a `current_thread` runtime driven only inside
+/// `block_on`). A flight runs on the runtime of the caller that started it; a caller
+/// on another runtime never waits for it longer than the flight deadline plus one
+/// second, measured on its own runtime's clock. A flight still silent by then is not
+/// being run (its runtime is idle or gone): the caller takes over with a new flight on
+/// its own runtime. The old flight, should it ever run again, sends nothing more; and
+/// if it had already presented the refresh token (which Keycloak may make single-use),
+/// the takeover logs in with the password instead of presenting it twice. The crate's
+/// own HTTP client keeps no pooled connections, since a pooled connection is driven by
+/// the runtime that opened it.
+///
 /// The retry, backoff and cooldown rules are in [the resilience policy](crate::policy).
 ///
 /// ```
@@ -164,62 +176,106 @@ impl TokenManager {
     }
 
     async fn slow_path(&self) -> Result<AccessToken, Error> {
-        let flight = {
-            let mut shared = self.inner.shared.write();
-            let now = Instant::now();
-            let mut access = shared.state.access(now);
-            if let Access::Join(flight) = &access
-                && flight.result.has_changed().is_err()
-            {
-                // Its task was dropped before it ran (its runtime went away): forget
-                // it and start afresh rather than join a flight that cannot end.
-                shared.abandon(flight.id);
-                access = shared.state.access(now);
-            }
-            match access {
-                Access::Ready(token) => return Ok(token),
-                Access::Fail(error) => {
-                    tracing::trace!(target: "bodhi_auth", "cooling down; returning the last error");
-                    return Err(error);
+        // Each turn either answers, or gives up on a flight that cannot answer (its task
+        // is gone, or it is parked on a runtime nobody drives) and looks again, which
+        // starts a new flight on this caller's runtime. Two turns suffice when this
+        // runtime is healthy; the bound only keeps a runtime that is itself shutting
+        // down from spinning.
+        for _ in 0..MAX_TURNS {
+            let flight = match self.next_step() {
+                Next::Wait(flight) => flight,
+                Next::Answer(answer) => return answer,
+            };
+            match self.wait_bounded(&flight).await {
+                Waited::Landed(result) => return result,
+                Waited::Ended => {
+                    // Its task ended without an answer (its runtime shut down, or it
+                    // was superseded): the next turn starts afresh if it was current.
+                    self.inner.shared.write().abandon(flight.id);
                 }
-                Access::Join(flight) => {
-                    tracing::trace!(target: "bodhi_auth", flight = flight.id, "joining token flight");
-                    flight
-                }
-                Access::StartAndWait => self.launch(&mut shared, now)?,
-                Access::StartInBackground(token) => {
-                    match self.launch(&mut shared, now) {
-                        Ok(_) => {
-                            tracing::debug!(target: "bodhi_auth", "refresh due; refreshing in the background")
-                        }
-                        // The token is still valid: serve it; the refresh waits for a runtime.
-                        Err(error) => {
-                            tracing::debug!(target: "bodhi_auth", %error, "refresh due but not started")
-                        }
+                Waited::Stalled => {
+                    if self.inner.shared.write().abandon(flight.id) {
+                        tracing::warn!(
+                            target: "bodhi_auth",
+                            flight = flight.id,
+                            "token flight made no progress past its deadline (its runtime \
+                             is not being driven); taking it over"
+                        );
                     }
-                    return Ok(token);
                 }
             }
-        };
-        let id = flight.id;
-        match wait(flight).await {
-            Some(result) => result,
-            None => {
-                // The task ended without an answer: clear it so the next caller starts
-                // a new flight instead of joining a dead one.
-                self.inner.shared.write().abandon(id);
-                Err(abandoned())
+        }
+        Err(abandoned())
+    }
+
+    /// Under the lock: the answer (a token, a cooldown's error, or a token served while
+    /// a background refresh starts), or the flight to wait for, started if needed.
+    fn next_step(&self) -> Next {
+        let mut shared = self.inner.shared.write();
+        let now = Instant::now();
+        let mut access = shared.state.access(now);
+        if let Access::Join(flight) = &access
+            && flight.result.has_changed().is_err()
+        {
+            // Its task was dropped before it ran (its runtime went away): forget it and
+            // start afresh rather than join a flight that cannot end.
+            shared.abandon(flight.id);
+            access = shared.state.access(now);
+        }
+        match access {
+            Access::Ready(token) => Next::Answer(Ok(token)),
+            Access::Fail(error) => {
+                tracing::trace!(target: "bodhi_auth", "cooling down; returning the last error");
+                Next::Answer(Err(error))
             }
+            Access::Join(flight) => {
+                tracing::trace!(target: "bodhi_auth", flight = flight.id, "joining token flight");
+                Next::Wait(flight)
+            }
+            Access::StartAndWait => match self.launch(&mut shared, now) {
+                Ok(flight) => Next::Wait(flight),
+                Err(error) => Next::Answer(Err(error)),
+            },
+            Access::StartInBackground(token) => {
+                match self.launch(&mut shared, now) {
+                    Ok(_) => {
+                        tracing::debug!(target: "bodhi_auth", "refresh due; refreshing in the background")
+                    }
+                    // The token is still valid: serve it; the refresh waits for a runtime.
+                    Err(error) => {
+                        tracing::debug!(target: "bodhi_auth", %error, "refresh due but not started")
+                    }
+                }
+                Next::Answer(Ok(token))
+            }
+        }
+    }
+
+    /// Waits for `flight` on this caller's own runtime and clock, never longer than the
+    /// flight deadline plus [`TAKEOVER_GRACE`]: a flight ends on its own by its
+    /// deadline, so one still silent then is not being run (it was spawned on a runtime
+    /// that is alive but idle, such as a `current_thread` runtime between two
+    /// `block_on` calls, whose timers cannot fire either).
+    async fn wait_bounded(&self, flight: &Flight) -> Waited {
+        let now = Instant::now();
+        let deadline = flight
+            .deadline
+            .min(now + self.inner.config.policy.flight_deadline);
+        match tokio::time::timeout_at(deadline + TAKEOVER_GRACE, wait(flight.clone())).await {
+            Ok(Some(result)) => Waited::Landed(result),
+            Ok(None) => Waited::Ended,
+            Err(_) => Waited::Stalled,
         }
     }
 
     /// Registers and spawns a flight while holding the lock, so exactly one starts.
     fn launch(&self, shared: &mut Shared, now: Instant) -> Result<Flight, Error> {
         let runtime = idm_runtime()?;
-        let (flight, tx) = shared.new_flight();
+        let deadline = now + self.inner.config.policy.flight_deadline;
+        let (flight, tx) = shared.new_flight(deadline);
         tracing::debug!(target: "bodhi_auth", flight = flight.id, state = shared.state.name(), "starting token flight");
         shared.start(now, flight.clone());
-        runtime.spawn(flight::run(self.inner.clone(), flight.id, tx));
+        runtime.spawn(flight::run(self.inner.clone(), flight.id, deadline, tx));
         Ok(flight)
     }
 
@@ -228,7 +284,9 @@ impl TokenManager {
     ///
     /// For tests that must observe what a background refresh did, and for a program
     /// that wants a refresh under way to land before it exits. It starts nothing and
-    /// never fails; a flight started after this call is not awaited.
+    /// never fails; a flight started after this call is not awaited, and one that makes
+    /// no progress (its runtime is idle) is given up on after the flight deadline plus
+    /// one second.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -252,8 +310,8 @@ impl TokenManager {
     pub async fn settled(&self) {
         let flight = self.inner.shared.read().state.flight().cloned();
         if let Some(flight) = flight {
-            // `None` (the task ended without an answer) also means nothing is running.
-            let _ = wait(flight).await;
+            // An ended or stalled flight is not running either.
+            let _ = self.wait_bounded(&flight).await;
         }
     }
 
@@ -340,10 +398,10 @@ impl TokenManager {
                 }
             };
             tracing::debug!(target: "bodhi_auth", flight = flight.id, "logout waits for the token flight");
-            let id = flight.id;
-            if wait(flight).await.is_none() {
-                // Its task ended without an answer: forget it rather than wait again.
-                self.inner.shared.write().abandon(id);
+            if !matches!(self.wait_bounded(&flight).await, Waited::Landed(_)) {
+                // Gone or stalled: forget it rather than wait again. Should it ever run
+                // again, it sends nothing more.
+                self.inner.shared.write().abandon(flight.id);
             }
         }
     }
@@ -396,6 +454,29 @@ impl Replacement {
     }
 }
 
+/// How long past its deadline a flight may stay silent before a waiter takes it over.
+/// Its own time-outs fire at the deadline; this covers the time to record and publish
+/// the outcome on a loaded machine, so a healthy flight is never taken over.
+const TAKEOVER_GRACE: Duration = Duration::from_secs(1);
+
+/// Turns of [`TokenManager::slow_path`] before a caller gives up.
+const MAX_TURNS: usize = 4;
+
+/// What a caller on the slow path does next.
+enum Next {
+    Wait(Flight),
+    Answer(Result<AccessToken, Error>),
+}
+
+/// How a bounded wait for a flight ended.
+enum Waited {
+    Landed(FlightResult),
+    /// The task ended without an answer.
+    Ended,
+    /// Nothing by the deadline plus the grace.
+    Stalled,
+}
+
 /// The flight's result, or `None` if its task ended without one.
 async fn wait(mut flight: Flight) -> Option<FlightResult> {
     match flight.result.wait_for(Option::is_some).await {
@@ -437,7 +518,7 @@ fn timers_enabled() -> bool {
 fn abandoned() -> Error {
     Error::new(
         ErrorKind::Unavailable,
-        "the token request was abandoned (its runtime shut down)",
+        "the token request was abandoned (no runtime could run it)",
     )
 }
 

@@ -28,6 +28,9 @@ pub(crate) type FlightResult = Result<AccessToken, Error>;
 #[derive(Debug, Clone)]
 pub(crate) struct Flight {
     pub(crate) id: u64,
+    /// When the flight gives up on its own (its start plus the flight deadline). A
+    /// waiter that hears nothing well after this knows the flight is not being run.
+    pub(crate) deadline: Instant,
     pub(crate) result: watch::Receiver<Option<FlightResult>>,
 }
 
@@ -162,6 +165,11 @@ pub(crate) struct Shared {
     pub(crate) not_before: Option<Instant>,
     pub(crate) last_forced_relogin: Option<Instant>,
     pub(crate) next_flight_id: u64,
+    /// The flight that has presented the current refresh token to the IDM and not yet
+    /// recorded the answer. Should it be abandoned, the refresh token may already be
+    /// spent (Keycloak can make them single-use, and revokes the session on reuse), so
+    /// it is dropped rather than presented again.
+    pub(crate) refresh_presented_by: Option<u64>,
 }
 
 impl Shared {
@@ -174,18 +182,36 @@ impl Shared {
             not_before: None,
             last_forced_relogin: None,
             next_flight_id: 0,
+            refresh_presented_by: None,
         }
     }
 
     /// Registers a new flight; the caller spawns the task that completes it.
-    pub(crate) fn new_flight(&mut self) -> (Flight, watch::Sender<Option<FlightResult>>) {
+    pub(crate) fn new_flight(
+        &mut self,
+        deadline: Instant,
+    ) -> (Flight, watch::Sender<Option<FlightResult>>) {
         self.next_flight_id += 1;
         let (tx, rx) = watch::channel(None);
         let flight = Flight {
             id: self.next_flight_id,
+            deadline,
             result: rx,
         };
         (flight, tx)
+    }
+
+    /// Asked by flight `id` right before each IDM request: may it send? Only the
+    /// current flight may; a flight that was taken over, detached or abandoned sends
+    /// nothing more. A refresh grant is recorded as presented, under the same lock.
+    pub(crate) fn may_send(&mut self, id: u64, refresh_grant: bool) -> bool {
+        if self.state.flight_id() != Some(id) {
+            return false;
+        }
+        if refresh_grant {
+            self.refresh_presented_by = Some(id);
+        }
+        true
     }
 
     pub(crate) fn start(&mut self, now: Instant, flight: Flight) {
@@ -205,6 +231,9 @@ impl Shared {
         policy: &Policy,
     ) -> FlightResult {
         let current = self.state.flight_id() == Some(id);
+        if current {
+            self.refresh_presented_by = None;
+        }
         match outcome {
             Ok(fresh) => {
                 if current {
@@ -245,14 +274,24 @@ impl Shared {
         }
     }
 
-    /// A flight's task ended without completing (its runtime is shutting down).
-    pub(crate) fn abandon(&mut self, id: u64) {
-        if self.state.flight_id() == Some(id) {
-            self.state = match mem::take(&mut self.state) {
-                State::RefreshingWhileValid(c, _) => State::Valid(c),
-                _ => State::Empty,
-            };
+    /// Gives up on flight `id`: its task ended without completing (its runtime shut
+    /// down), or it made no progress past its deadline (its runtime is not being
+    /// driven). The next caller starts a new flight; the old one, should it ever run
+    /// again, sends nothing more ([`Shared::may_send`]). Returns whether `id` was the
+    /// current flight.
+    pub(crate) fn abandon(&mut self, id: u64) -> bool {
+        if self.state.flight_id() != Some(id) {
+            return false;
         }
+        self.state = match mem::take(&mut self.state) {
+            State::RefreshingWhileValid(c, _) => State::Valid(c),
+            _ => State::Empty,
+        };
+        if self.refresh_presented_by.take() == Some(id) {
+            // It may have reached the IDM: never present it twice.
+            self.refresh = None;
+        }
+        true
     }
 
     /// Drops `rejected` if it is still the current token and the re-login throttle
@@ -307,6 +346,7 @@ impl Shared {
     /// Forgets the session: no token, no refresh token, no flight to wait for.
     pub(crate) fn clear(&mut self) -> Option<Arc<RefreshToken>> {
         self.state = State::Empty;
+        self.refresh_presented_by = None;
         self.refresh.take()
     }
 
@@ -322,11 +362,12 @@ impl Shared {
         }
         // A flight already under way may use the old password: detach it, so its
         // answer (a refusal, say) is not recorded against the new credentials.
-        self.state = match mem::take(&mut self.state) {
-            State::CoolingDown { .. } | State::Fetching(_) => State::Empty,
-            State::RefreshingWhileValid(c, _) => State::Valid(c),
-            other => other,
-        };
+        if let Some(id) = self.state.flight_id() {
+            self.abandon(id);
+        }
+        if matches!(self.state, State::CoolingDown { .. }) {
+            self.state = State::Empty;
+        }
         self.failures = 0;
         self.credentials = credentials;
     }

@@ -123,8 +123,13 @@ impl ReqwestTransport {
     fn client(&self) -> Result<&reqwest::Client, Error> {
         self.client
             .get_or_init(|| {
-                let mut builder =
-                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+                // No pooled connections: a pooled connection is driven by a task on the
+                // runtime that opened it, so a flight on another runtime would stall on
+                // it while that one is idle. The IDM is called a few times a day; a new
+                // connection each time costs nothing that matters.
+                let mut builder = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .pool_max_idle_per_host(0);
                 if self.no_proxy {
                     builder = builder.no_proxy();
                 }
