@@ -56,6 +56,18 @@ fn park_a_flight(
     caller
 }
 
+/// A manager that logged in on a driven runtime and whose token was then rejected, so
+/// the next flight presents the refresh token.
+fn logged_in_then_rejected() -> (FakeIdm, TokenManager, Runtime) {
+    let idm = FakeIdm::new();
+    idm.set_latency(LATENCY);
+    let manager = builder(&idm).build().unwrap();
+    let driven = current_thread();
+    let first = token_on(&driven, &manager).unwrap();
+    assert!(manager.invalidate(&first));
+    (idm, manager, driven)
+}
+
 #[test]
 fn a_caller_on_another_runtime_takes_over_a_login_parked_in_an_idle_runtime() {
     let idm = FakeIdm::new();
@@ -83,12 +95,7 @@ fn a_caller_on_another_runtime_takes_over_a_login_parked_in_an_idle_runtime() {
 
 #[test]
 fn a_takeover_never_presents_a_refresh_token_the_parked_flight_already_sent() {
-    let idm = FakeIdm::new();
-    idm.set_latency(LATENCY);
-    let manager = builder(&idm).build().unwrap();
-    let driven = current_thread();
-    let first = token_on(&driven, &manager).unwrap();
-    assert!(manager.invalidate(&first));
+    let (idm, manager, driven) = logged_in_then_rejected();
 
     // The next flight presents the refresh token, then its runtime goes idle.
     let idle = current_thread();
@@ -104,12 +111,7 @@ fn a_takeover_never_presents_a_refresh_token_the_parked_flight_already_sent() {
 
 #[test]
 fn a_superseded_flight_sends_nothing_more_when_its_runtime_runs_again() {
-    let idm = FakeIdm::new();
-    idm.set_latency(LATENCY);
-    let manager = builder(&idm).build().unwrap();
-    let driven = current_thread();
-    let first = token_on(&driven, &manager).unwrap();
-    assert!(manager.invalidate(&first));
+    let (idm, manager, driven) = logged_in_then_rejected();
 
     // The parked flight's refresh will be refused; once it runs again it would fall
     // back to the password grant, had it not been superseded meanwhile.
