@@ -195,9 +195,64 @@ impl StdError for Error {
     }
 }
 
+/// A duration as a person reads it in a message: `250 ms`, `10 s`, `1.5 s`, `2 min`.
+pub(crate) fn shown_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        format!("{millis} ms")
+    } else if millis >= 120_000 && millis.is_multiple_of(60_000) {
+        format!("{} min", millis / 60_000)
+    } else if millis.is_multiple_of(1000) {
+        format!("{} s", millis / 1000)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// The innermost cause in `error`'s chain, where the actionable words are
+/// ("Connection refused (os error 111)", "dns error: ..."). `io::Error`'s `source()`
+/// skips the error it wraps, hence `get_ref`.
+pub(crate) fn root_cause(error: &(dyn StdError + 'static)) -> String {
+    let mut cause = error;
+    loop {
+        let next = match cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => cause.source(),
+        };
+        match next {
+            Some(next) => cause = next,
+            None => return cause.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_shown_rounded() {
+        for (millis, shown) in [
+            (250, "250 ms"),
+            (1000, "1 s"),
+            (9_417, "9.4 s"),
+            (30_000, "30 s"),
+            (90_000, "90 s"),
+            (120_000, "2 min"),
+        ] {
+            assert_eq!(shown_duration(Duration::from_millis(millis)), shown);
+        }
+    }
+
+    #[test]
+    fn the_root_cause_is_the_innermost_error() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused here");
+        let outer = Error::new(ErrorKind::Unavailable, "could not connect").with_source(io);
+        assert_eq!(root_cause(&outer), "refused here");
+    }
 
     fn assert_traits<T: StdError + Send + Sync + Clone + 'static>() {}
 

@@ -69,6 +69,26 @@ async fn a_hanging_idm_fails_a_thousand_waiting_callers_by_the_deadline_one_requ
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hung_idm_is_reported_with_its_url_and_the_flight_deadline() {
+    let idm = FakeIdm::new();
+    idm.set_persistent_fault(Some(Fault::Hang));
+    // Attempts of 20 s within the 30 s deadline: the second is cut short by it.
+    let manager = TokenManager::builder(Credentials::new("user", "secret"))
+        .fake_idm(&idm)
+        .request_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let err = manager.access_token().await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(FakeIdm::IN_MEMORY_TOKEN_URL), "{message}");
+    assert!(
+        message.contains("did not answer before the flight deadline (30 s"),
+        "{message}"
+    );
+    assert_eq!(idm.token_requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn answers_slower_than_the_timeout_are_unavailable() {
     let idm = FakeIdm::new();
     idm.set_persistent_fault(Some(Fault::Delay(Duration::from_secs(15))));

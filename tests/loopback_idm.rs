@@ -79,6 +79,10 @@ async fn connection_refused_is_unavailable() {
     let manager = builder(&url).max_attempts(1).build().unwrap();
     let err = manager.access_token().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    // What a person needs to act: which URL, and the operating system's own words.
+    let message = err.to_string();
+    assert!(message.contains(&url), "{message}");
+    assert!(message.to_lowercase().contains("refused"), "{message}");
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ use super::access_token::AccessToken;
 use super::idm::{self, GrantKind, TokenResponse};
 use super::manager::Inner;
 use super::state::{FlightResult, Fresh, RefreshToken};
+use super::transport;
+use crate::error::shown_duration;
 use crate::{Credentials, Error, ErrorKind};
 
 /// The task body: fetch, record, publish.
@@ -239,10 +241,23 @@ async fn request_token(
         );
         let send = inner.transport.send(request, policy.max_body_bytes);
         let error = match timeout(budget, send).await {
-            Err(_) => Error::new(
-                ErrorKind::Unavailable,
-                format!("the IDM did not answer within {budget:?}"),
-            ),
+            Err(_) => {
+                let url = transport::shown(&inner.config.token_url);
+                let message = if budget < policy.request_timeout {
+                    // Cut short by the flight's deadline: that is the limit that ran out.
+                    format!(
+                        "the IDM at {url} did not answer before the flight deadline ({} after \
+                         the flight started)",
+                        shown_duration(policy.flight_deadline)
+                    )
+                } else {
+                    format!(
+                        "the IDM at {url} did not answer within {}",
+                        shown_duration(budget)
+                    )
+                };
+                Error::new(ErrorKind::Unavailable, message)
+            }
             Ok(Err(error)) => error,
             Ok(Ok(reply)) => {
                 if let Some(retry_after) = reply.retry_after

@@ -33,6 +33,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use zeroize::Zeroizing;
 
+use crate::error::root_cause;
 use crate::{Error, ErrorKind};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -175,15 +176,18 @@ impl Transport for ReqwestTransport {
                     .with_source(e.without_url());
                 }
                 let what = if e.is_timeout() {
-                    "the IDM request timed out"
+                    "the request to the IDM timed out"
                 } else if e.is_connect() {
                     "could not connect to the IDM"
                 } else {
-                    "the IDM request failed"
+                    "the request to the IDM failed"
                 };
-                // `without_url` keeps the message short; the token URL is no secret,
-                // but reqwest errors never carry the form body either way.
-                Error::new(ErrorKind::Unavailable, what).with_source(e.without_url())
+                // The message names the URL (without its query) and the innermost
+                // cause, where a person finds what to fix; reqwest errors never carry
+                // the form body.
+                let e = e.without_url();
+                let message = format!("{what} at {}: {}", shown(&url), root_cause(&e));
+                Error::new(ErrorKind::Unavailable, message).with_source(e)
             };
             let mut response = builder.send().await.map_err(unavailable)?;
             let status = response.status();
@@ -286,7 +290,7 @@ fn followed_redirect(to: &reqwest::Url) -> Error {
 
 /// A URL for an error message: no user info, query or fragment (they may carry a
 /// session or a code), and not too long.
-fn shown(url: &reqwest::Url) -> String {
+pub(crate) fn shown(url: &reqwest::Url) -> String {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
