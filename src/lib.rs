@@ -50,6 +50,14 @@ pub mod middleware;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The reqwest this crate is built on (0.13): its `Client` is what
+/// [`TokenManagerBuilder::http_client`] takes and what the middleware wraps. Name
+/// `bodhi_auth::reqwest` to be sure the versions match.
+pub use reqwest;
+/// The reqwest-middleware [`IdmAuthMiddleware`] implements (0.5).
+#[cfg(feature = "reqwest")]
+pub use reqwest_middleware;
+
 pub use credentials::{Credentials, PASSWORD_ENV, USERNAME_ENV};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "tower")]

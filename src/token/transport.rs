@@ -107,21 +107,30 @@ pub(crate) struct ReqwestTransport {
     client: OnceLock<Result<reqwest::Client, Error>>,
     /// Build the default client without any proxy (the token URL is on loopback).
     no_proxy: bool,
+    /// The client came from `http_client`: its TLS is the user's business.
+    user_client: bool,
 }
 
 impl ReqwestTransport {
     pub(crate) fn new(client: Option<reqwest::Client>, no_proxy: bool) -> Self {
         let cell = OnceLock::new();
+        let user_client = client.is_some();
         if let Some(client) = client {
             let _ = cell.set(Ok(client));
         }
         ReqwestTransport {
             client: cell,
             no_proxy,
+            user_client,
         }
     }
 
     fn client(&self) -> Result<&reqwest::Client, Error> {
+        if let Some(client) = self.client.get() {
+            return client.as_ref().map_err(Clone::clone);
+        }
+        // Not cached: the program may install the provider before its next login.
+        missing_crypto_provider()?;
         self.client
             .get_or_init(|| {
                 // No pooled connections: a pooled connection is driven by a task on the
@@ -143,6 +152,24 @@ impl ReqwestTransport {
     }
 }
 
+/// With `rustls-no-provider` alone, reqwest panics when it builds a client and no
+/// process-level rustls `CryptoProvider` is installed: say so as an error instead.
+fn missing_crypto_provider() -> Result<(), Error> {
+    #[cfg(all(
+        feature = "rustls-no-provider",
+        not(any(feature = "rustls", feature = "native-tls"))
+    ))]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "bodhi-auth was built with `rustls-no-provider` and no rustls CryptoProvider is \
+             installed: install one at start-up, e.g. \
+             `rustls::crypto::ring::default_provider().install_default()`",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn body_too_large(limit: usize) -> Error {
     Error::new(
         ErrorKind::InvalidResponse,
@@ -150,8 +177,28 @@ pub(crate) fn body_too_large(limit: usize) -> Error {
     )
 }
 
+/// Whether one of the crate's TLS features is on; without one, the crate's own client
+/// reaches only loopback `http://` token URLs.
+const TLS_BUILT_IN: bool = cfg!(any(
+    feature = "rustls",
+    feature = "rustls-no-provider",
+    feature = "native-tls"
+));
+
+fn no_tls() -> Error {
+    Error::new(
+        ErrorKind::Config,
+        "this build of bodhi-auth has no TLS, so it cannot reach an https token URL: enable \
+         its `rustls`, `rustls-no-provider` or `native-tls` feature, or give `http_client` a \
+         reqwest client that has TLS",
+    )
+}
+
 impl Transport for ReqwestTransport {
     fn send(&self, request: IdmRequest, body_limit: usize) -> BoxFuture<Result<IdmReply, Error>> {
+        if !TLS_BUILT_IN && !self.user_client && request.url.scheme() == "https" {
+            return Box::pin(std::future::ready(Err(no_tls())));
+        }
         let client = match self.client() {
             Ok(client) => client,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
@@ -303,16 +350,13 @@ pub(crate) fn shown(url: &reqwest::Url) -> String {
         .collect()
 }
 
-/// True when TLS refused the IDM's certificate somewhere in `error`'s chain. rustls's
+/// True when TLS refused the IDM's certificate somewhere in `error`'s chain. The TLS
 /// error sits inside (nested) `io::Error`s, whose `source()` skips their inner error,
 /// hence `get_ref`.
 fn refused_certificate(error: &reqwest::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
-        if matches!(
-            e.downcast_ref::<rustls::Error>(),
-            Some(rustls::Error::InvalidCertificate(_))
-        ) {
+        if is_certificate_refusal(e) {
             return true;
         }
         cause = match e
@@ -323,6 +367,25 @@ fn refused_certificate(error: &reqwest::Error) -> bool {
             None => e.source(),
         };
     }
+    false
+}
+
+/// One link of the chain: rustls's typed refusal, or (native-tls) OpenSSL's verify
+/// failure, which native-tls only reports as text. Other platforms' native refusals are
+/// not recognised and stay `Unavailable`.
+fn is_certificate_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    #[cfg(any(feature = "rustls", feature = "rustls-no-provider"))]
+    if matches!(
+        error.downcast_ref::<rustls::Error>(),
+        Some(rustls::Error::InvalidCertificate(_))
+    ) {
+        return true;
+    }
+    #[cfg(feature = "native-tls")]
+    if let Some(native) = error.downcast_ref::<native_tls::Error>() {
+        return native.to_string().contains("certificate verify failed");
+    }
+    let _ = error;
     false
 }
 
