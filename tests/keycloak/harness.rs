@@ -118,6 +118,7 @@ impl Report {
 /// Runs the scenarios one after another (they share one server and the realm-wide
 /// refresh-error count).
 pub async fn run(scenarios: &[&Scenario], endpoints: Arc<Endpoints>) -> Report {
+    crate::scenarios::warm_up(&endpoints).await;
     let mut report = Report::default();
     for scenario in scenarios {
         let started = Instant::now();

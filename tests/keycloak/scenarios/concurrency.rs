@@ -27,7 +27,7 @@ const CALLERS: usize = 200;
 const LONG: Duration = Duration::from_secs(3600);
 /// What a long token must at least live for the scenario to mean anything.
 const LONG_ENOUGH: Duration = Duration::from_secs(120);
-const SHORT: Duration = Duration::from_secs(6);
+const SHORT: Duration = Duration::from_secs(10);
 
 pub async fn two_hundred_requests_share_one_login_and_one_refresh(
     keycloak: Arc<Endpoints>,
@@ -64,7 +64,7 @@ pub async fn two_hundred_requests_share_one_login_and_one_refresh(
     );
 
     // One short-lived token, fetched outside any burst: drop the long one (as after a
-    // 401), and the next caller refreshes it with a 6 s lifetime.
+    // 401), and the next caller refreshes it with a 10 s lifetime.
     admin
         .set_access_token_lifespan(ADJUSTABLE_LIFESPAN_CLIENT, SHORT)
         .await?;

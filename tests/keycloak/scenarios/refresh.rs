@@ -16,14 +16,14 @@ pub async fn refresh_grant_with_the_bearer_header_runs_at_refresh_due(
     let user = realm::user("kc-refresh");
     let admin = Admin::new(&keycloak.base_url);
     let proxy = RecordingProxy::start().await?;
-    // The default 30 s margin is capped at half of the 6 s lifetime: due at ~3 s.
+    // The default 30 s margin is capped at half of the 10 s lifetime: due at ~5 s.
     let manager = manager_for(&keycloak, &user)
         .http_client(proxy.client()?)
         .build()?;
     let first = manager.access_token().await?;
 
     // Refresh-due comes at most half the lifetime after the login was sent (the 30 s
-    // margin is capped at half of 6 s); wake up halfway between it and expiry, 1.5 s
+    // margin is capped at half of 10 s); wake up halfway between it and expiry, 2.5 s
     // from each. The call there is served the current token at once, and the refresh
     // runs in the background.
     let due = first.expires_at() - realm::access_token_lifespan() / 4;
