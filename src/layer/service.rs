@@ -20,7 +20,7 @@ pub struct IdmAuth<S, R> {
     manager: TokenManager,
     replay: R,
     resend: bool,
-    scope: Option<TokenScope>,
+    scope: TokenScope,
 }
 
 impl<S, R> IdmAuth<S, R> {
@@ -29,7 +29,7 @@ impl<S, R> IdmAuth<S, R> {
         manager: TokenManager,
         replay: R,
         resend: bool,
-        scope: Option<TokenScope>,
+        scope: TokenScope,
     ) -> Self {
         IdmAuth {
             inner,
@@ -94,11 +94,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
-        let out_of_scope = self
-            .scope
-            .as_ref()
-            .is_some_and(|scope| !scope.allows_uri(request.uri()));
-        if out_of_scope || request.headers().contains_key(AUTHORIZATION) {
+        if !self.scope.allows_uri(request.uri()) || request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::forward(inner.call(request));
         }
         // The copy is made before the first send; the resend gets its own service
