@@ -29,13 +29,18 @@
 //!
 //! reqwest follows redirects below the middleware, so the scope is checked on the URL
 //! the request was made for; on each hop to another origin (scheme, host or port),
-//! reqwest drops the `Authorization` header itself, whatever the scope.
+//! reqwest drops the `Authorization` header itself, whatever the scope. A 401 whose
+//! `Response::url()` differs from the request's came from a redirect target: it is
+//! never answered with a resend (the redirected request has been processed), and the
+//! token is invalidated only when that target is on the request's own origin.
 
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
+use crate::origin::{Origin, OriginKey};
+use crate::token::Rejector;
 use crate::{Credentials, TokenManager, TokenScope};
 
 /// Authenticates reqwest requests for the origins of its [`TokenScope`] with a Bodhi
@@ -101,15 +106,29 @@ impl Middleware for IdmAuthMiddleware {
         } else {
             None
         };
+        // With a copy, its URL says where the request went; without one, only the
+        // origin is kept, hashed, so no `Url` is cloned on the cached path.
+        let sent_to = copy
+            .is_none()
+            .then(|| OriginKey::of(Origin::of_url(request.url())));
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        // reqwest follows redirects below this middleware: `url()` is where the 401
+        // came from.
+        let last = response.url();
         let Some(mut copy) = copy else {
-            self.manager.invalidate(&token);
+            let same_origin = sent_to == Some(OriginKey::of(Origin::of_url(last)));
+            self.manager
+                .note_rejection(&token, Rejector::by_origin(same_origin));
             return Ok(response);
         };
-        let Some(fresh) = self.manager.replacement_for(&token).await else {
+        let by = Rejector::after(
+            copy.url() == last,
+            Origin::same(Origin::of_url(copy.url()), Origin::of_url(last)),
+        );
+        let Some(fresh) = self.manager.replacement_for(&token, by).await else {
             return Ok(response);
         };
         drop(response);

@@ -1,8 +1,11 @@
 //! Origins (scheme, host, port) read in place from a request's URI or URL.
 //!
-//! The token scope compares origins on every request, so nothing
+//! Both the token scope and the 401 rule compare origins on every request, so nothing
 //! here allocates: hosts and schemes are compared ASCII case-insensitively where they
 //! lie, and the port defaults by scheme.
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::OnceLock;
 
 /// The default port of `scheme`, for the schemes that can carry a Bodhi token.
 fn default_port(scheme: &str) -> Option<u16> {
@@ -50,6 +53,17 @@ impl<'a> Origin<'a> {
     pub(crate) fn parts(&self) -> (&'a str, &'a str, u16) {
         (self.scheme, self.host, self.port)
     }
+
+    /// Whether two possibly missing origins are the same; two missing ones are (both
+    /// requests went wherever a relative URI goes).
+    #[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+    pub(crate) fn same(a: Option<Origin<'_>>, b: Option<Origin<'_>>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => true,
+            _ => false,
+        }
+    }
 }
 
 impl PartialEq for Origin<'_> {
@@ -57,6 +71,38 @@ impl PartialEq for Origin<'_> {
         self.port == other.port
             && self.scheme.eq_ignore_ascii_case(other.scheme)
             && self.host.eq_ignore_ascii_case(other.host)
+    }
+}
+
+/// A request's origin kept, as a keyed hash, past the moment the request is handed to
+/// the inner service: for a front end that kept no copy of the request and must later
+/// tell whether a 401 came from that origin. Equal origins give equal keys; two
+/// different origins share one with a probability of 2^-64, and the hash is keyed per
+/// process, so a redirect target cannot choose a URL that collides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+pub(crate) struct OriginKey(u64);
+
+#[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+impl OriginKey {
+    pub(crate) fn of(origin: Option<Origin<'_>>) -> OriginKey {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
+        match origin {
+            None => hasher.write_u8(0),
+            Some(origin) => {
+                hasher.write_u8(1);
+                hasher.write_u16(origin.port);
+                for part in [origin.scheme, origin.host] {
+                    // Lowercased byte by byte: equal origins must give equal keys.
+                    for byte in part.bytes() {
+                        hasher.write_u8(byte.to_ascii_lowercase());
+                    }
+                    hasher.write_u8(0xff); // not a byte of any UTF-8 text: ends the part
+                }
+            }
+        }
+        OriginKey(hasher.finish())
     }
 }
 
@@ -90,5 +136,18 @@ mod tests {
         );
         assert_eq!(origin("/relative"), None);
         assert_eq!(origin("ftp://files.example/"), None);
+    }
+
+    #[test]
+    fn keys_are_equal_exactly_for_equal_origins() {
+        let key = |uri| OriginKey::of(origin(uri));
+        assert_eq!(
+            key("https://API.example/x"),
+            key("https://api.example:443/y")
+        );
+        assert_ne!(key("https://api.example/"), key("https://files.example/"));
+        assert_ne!(key("https://api.example/"), key("http://api.example:443/"));
+        assert_ne!(key("https://api.example/"), key("/relative"));
+        assert_eq!(key("/a"), key("/b"));
     }
 }

@@ -1,6 +1,7 @@
-//! Redirects through both front ends: who gets the token. Tower with tower-http's
-//! `FollowRedirectLayer` below and above the layer (in memory, paused time); reqwest,
-//! which follows redirects below the middleware, over loopback sites. Every count here is of sequential requests: no timing involved.
+//! Redirects through both front ends: who gets the token, and what a 401 from a redirect
+//! target means. Tower with tower-http's `FollowRedirectLayer` below and above the layer
+//! (in memory, paused time); reqwest, which follows redirects below the middleware, over
+//! loopback sites. Every count here is of sequential requests: no timing involved.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -78,12 +79,106 @@ fn seen(seen: &Seen) -> Vec<String> {
 const REPORT: &str = "https://api.bodhi.example/report";
 const ELSEWHERE: &str = "https://files.elsewhere.example/report";
 
+/// `REPORT` redirects to another origin, which answers 401.
+fn report_elsewhere(_: &Method, uri: &str) -> (StatusCode, Option<&'static str>) {
+    if uri == REPORT {
+        (StatusCode::FOUND, Some(ELSEWHERE))
+    } else {
+        (StatusCode::UNAUTHORIZED, None)
+    }
+}
+
+/// Post/Redirect/Get on one origin: the POST is accepted (303), the GET answers 401.
+fn post_redirect_get(method: &Method, uri: &str) -> (StatusCode, Option<&'static str>) {
+    if method == Method::POST && uri == "https://api.bodhi.example/orders" {
+        (StatusCode::SEE_OTHER, Some("/orders/1"))
+    } else {
+        (StatusCode::UNAUTHORIZED, None)
+    }
+}
+
+fn post(uri: &str) -> Request<Full<Bytes>> {
+    Request::post(uri)
+        .body(Full::new(Bytes::from_static(b"order")))
+        .unwrap()
+}
+
 fn get(uri: &str) -> Request<Full<Bytes>> {
     Request::get(uri).body(Full::default()).unwrap()
 }
 
+// Tower, FollowRedirect below the layer: the layer sees the final URI in the response's
+// `RequestUri` extension.
+
 fn bodhi() -> TokenScope {
     TokenScope::origins(["https://api.bodhi.example"]).unwrap()
+}
+
+// With resend on, the layer compares the final URI with its copy of the request; with
+// resend off it keeps no copy, only the request's origin: both are tested.
+
+#[tokio::test(start_paused = true)]
+async fn a_401_from_another_origin_behind_a_redirect_keeps_the_token_and_is_not_resent() {
+    for resend in [true, false] {
+        let idm = FakeIdm::new();
+        let manager = manager(&idm);
+        let log = Seen::default();
+        let service = ServiceBuilder::new()
+            .layer(IdmAuthLayer::with_manager(manager.clone(), bodhi()).resend(resend))
+            .layer(FollowRedirectLayer::new())
+            .service(web(&log, report_elsewhere));
+        let token = manager.access_token().await.unwrap();
+
+        let response = service.oneshot(get(REPORT)).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            seen(&log),
+            [
+                format!("GET {REPORT} with token"),
+                format!("GET {ELSEWHERE} no token"),
+            ],
+            "resend {resend}: the other origin never saw the token, so its 401 is not about it"
+        );
+        assert!(
+            manager.cached().unwrap().same_token(&token),
+            "resend {resend}: token kept"
+        );
+        assert_eq!(idm.token_requests(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_redirected_to_a_401_on_its_own_origin_is_sent_once_and_drops_the_token() {
+    for resend in [true, false] {
+        let idm = FakeIdm::new();
+        let manager = manager(&idm);
+        let log = Seen::default();
+        let service = ServiceBuilder::new()
+            .layer(IdmAuthLayer::with_manager(manager.clone(), bodhi()).resend(resend))
+            .layer(FollowRedirectLayer::new())
+            .service(web(&log, post_redirect_get));
+        let token = manager.access_token().await.unwrap();
+
+        let response = service
+            .oneshot(post("https://api.bodhi.example/orders"))
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            seen(&log),
+            [
+                "POST https://api.bodhi.example/orders with token",
+                "GET https://api.bodhi.example/orders/1 with token",
+            ],
+            "resend {resend}: the accepted POST is not sent again"
+        );
+        assert!(
+            manager.cached().is_none_or(|t| !t.same_token(&token)),
+            "resend {resend}: our own origin refused the token: it is dropped"
+        );
+    }
 }
 
 // Who gets the token when FollowRedirect sits above or below the layer, with a scope of
@@ -164,7 +259,7 @@ async fn with_any_origin_a_redirect_followed_above_the_layer_carries_the_token_t
     );
 }
 
-// reqwest follows redirects below the middleware.
+// reqwest follows redirects below the middleware: the middleware sees `Response::url()`.
 
 /// A loopback site that records what it receives, as `web` does, with paths for URIs.
 struct Site {
@@ -235,6 +330,70 @@ async fn ours_and_theirs(status: StatusCode) -> (Site, Site) {
     let elsewhere = theirs.url("/report");
     let ours = Site::start(move |_, _| (StatusCode::FOUND, Some(elsewhere.clone()))).await;
     (ours, theirs)
+}
+
+// With resend on, the middleware compares `Response::url()` with its copy of the
+// request; with resend off it keeps no copy, only the request's origin: both are tested.
+
+#[tokio::test]
+async fn the_middleware_keeps_the_token_when_a_redirect_target_on_another_origin_answers_401() {
+    for resend in [true, false] {
+        let idm = FakeIdm::new();
+        let manager = manager(&idm);
+        let (ours, theirs) = ours_and_theirs(StatusCode::UNAUTHORIZED).await;
+        let scope = TokenScope::origins([ours.url("")]).unwrap();
+        let client = client(IdmAuthMiddleware::with_manager(manager.clone(), scope).resend(resend));
+        let token = manager.access_token().await.unwrap();
+
+        let response = client.get(ours.url("/report")).send().await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            ours.seen(),
+            ["GET /report with token"],
+            "resend {resend}: not resent"
+        );
+        assert_eq!(theirs.seen(), ["GET /report no token"]);
+        assert!(
+            manager.cached().unwrap().same_token(&token),
+            "resend {resend}: token kept"
+        );
+        assert_eq!(idm.token_requests(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_middleware_sends_a_post_once_when_its_redirect_on_the_same_origin_answers_401() {
+    for resend in [true, false] {
+        let idm = FakeIdm::new();
+        let manager = manager(&idm);
+        let api = Site::start(|method, path| match (method, path) {
+            (&Method::POST, "/orders") => (StatusCode::SEE_OTHER, Some("/orders/1".to_owned())),
+            _ => (StatusCode::UNAUTHORIZED, None),
+        })
+        .await;
+        let scope = TokenScope::origins([api.url("")]).unwrap();
+        let client = client(IdmAuthMiddleware::with_manager(manager.clone(), scope).resend(resend));
+        let token = manager.access_token().await.unwrap();
+
+        let response = client
+            .post(api.url("/orders"))
+            .body("order")
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            api.seen(),
+            ["POST /orders with token", "GET /orders/1 with token"],
+            "resend {resend}: the accepted POST is not sent again"
+        );
+        assert!(
+            manager.cached().is_none_or(|t| !t.same_token(&token)),
+            "resend {resend}: our own origin refused the token: it is dropped"
+        );
+    }
 }
 
 #[tokio::test]

@@ -34,6 +34,12 @@
 //!   header), the token is [invalidated](crate::TokenManager::invalidate), the current
 //!   token is fetched (joining any login in flight) and the request is resent once if
 //!   that token differs from the rejected one. A second 401 is returned as it is.
+//! - Redirects followed *below* the layer (tower-http's `FollowRedirectLayer` inside it,
+//!   which records the last URI it requested as `RequestUri` in the response): a 401
+//!   from a redirect target is never answered with a resend, because the request that
+//!   was redirected has already been processed. The token is invalidated only when that
+//!   target is on the request's own origin; another origin never got the token (tower-http
+//!   drops `Authorization` on such a hop), so its 401 comes back as it is.
 //! - Redirects followed *above* the layer (`FollowRedirectLayer` outside it) pass each
 //!   hop through the layer again: a hop gets the token only if its origin is in the
 //!   scope. With `any_origin()`, every hop gets it, whatever origin the `Location` names.

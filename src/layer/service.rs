@@ -87,7 +87,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         // `poll_ready` readied `self.inner`, not its clones: take the ready instance for
         // this request and leave a fresh clone for the next `poll_ready` (tower-service
         // docs, "Be careful when cloning inner services").
@@ -111,10 +111,7 @@ where
             None
         };
         match self.manager.cached() {
-            Some(token) => {
-                set_token(&mut request, &token);
-                ResponseFuture::sent(inner.call(request), token, replay)
-            }
+            Some(token) => ResponseFuture::send(&mut inner, request, token, replay),
             None => ResponseFuture::wait_for_token(request, inner, replay, &self.manager),
         }
     }
