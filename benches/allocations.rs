@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Extensions, Request, Response};
@@ -99,27 +99,33 @@ fn main() {
         })
     };
 
+    // Real scopes, not `any_origin()`: the rows include matching the request's origin.
+    let scope = TokenScope::origins(["https://api.example"]).unwrap();
     let bare = tower_row(ok());
     let floor = tower_row(AddAuthorizationLayer::bearer(token.secret()).layer(ok()));
     let no_resend = tower_row(
-        IdmAuthLayer::with_manager(manager.clone())
+        IdmAuthLayer::with_manager(manager.clone(), scope.clone())
             .resend(false)
             .layer(ok()),
     );
-    let resend = tower_row(IdmAuthLayer::with_manager(manager.clone()).layer(ok()));
+    let resend = tower_row(IdmAuthLayer::with_manager(manager.clone(), scope.clone()).layer(ok()));
 
     let (noop, ours_no_resend, ours) = runtime.block_on(async {
         let api = FakeApi::new(&idm);
         let server = api.serve().await.unwrap();
         let url = server.url("/stores");
+        let api_scope = TokenScope::origins([server.url("")]).unwrap();
         let noop_client = ClientBuilder::new(reqwest::Client::new())
             .with(NoOp)
             .build();
         let ours_client = ClientBuilder::new(reqwest::Client::new())
-            .with(IdmAuthMiddleware::with_manager(manager.clone()))
+            .with(IdmAuthMiddleware::with_manager(
+                manager.clone(),
+                api_scope.clone(),
+            ))
             .build();
         let ours_no_resend = ClientBuilder::new(reqwest::Client::new())
-            .with(IdmAuthMiddleware::with_manager(manager.clone()).resend(false))
+            .with(IdmAuthMiddleware::with_manager(manager.clone(), api_scope).resend(false))
             .build();
         let header = token.header_value().clone();
         async fn count(

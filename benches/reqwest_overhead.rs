@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager, TokenScope};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::StreamExt;
 use http::{Extensions, HeaderValue, header::AUTHORIZATION};
@@ -95,7 +95,10 @@ fn bench(c: &mut Criterion) {
                 "middleware: IdmAuthMiddleware",
                 Client::Middleware(
                     ClientBuilder::new(reqwest::Client::new())
-                        .with(IdmAuthMiddleware::with_manager(manager))
+                        .with(IdmAuthMiddleware::with_manager(
+                            manager,
+                            TokenScope::origins([server.url("")]).unwrap(),
+                        ))
                         .build(),
                 ),
             ),

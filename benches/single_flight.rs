@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
@@ -60,7 +60,10 @@ async fn tower_burst(situation: Situation) -> Duration {
     let before = prepare(situation, &idm, &manager).await;
     // The API answers after a yield, so every caller is in flight before the first answer.
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager))
+        .layer(IdmAuthLayer::with_manager(
+            manager,
+            TokenScope::origins(["https://api.example"]).unwrap(),
+        ))
         .service(tower::service_fn(move |request: Request<Full<Bytes>>| {
             let api = api.clone();
             async move {
@@ -98,7 +101,10 @@ async fn reqwest_burst(situation: Situation) -> Duration {
             .build()
             .unwrap(),
     )
-    .with(IdmAuthMiddleware::with_manager(manager))
+    .with(IdmAuthMiddleware::with_manager(
+        manager,
+        TokenScope::origins([server.url("")]).unwrap(),
+    ))
     .build();
     let url = server.url("/stores");
     // Open the one HTTP/2 connection outside the measurement.

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
@@ -62,10 +62,17 @@ fn bench(c: &mut Criterion) {
     let token = runtime.block_on(manager.access_token()).unwrap();
 
     let mut floor = AddAuthorizationLayer::bearer(token.secret()).layer(ok_service());
-    let mut ours_no_resend = IdmAuthLayer::with_manager(manager.clone())
-        .resend(false)
-        .layer(ok_service());
-    let mut ours_resend = IdmAuthLayer::with_manager(manager.clone()).layer(ok_service());
+    let mut ours_no_resend = IdmAuthLayer::with_manager(
+        manager.clone(),
+        TokenScope::origins(["https://api.bodhi.example"]).unwrap(),
+    )
+    .resend(false)
+    .layer(ok_service());
+    let mut ours_resend = IdmAuthLayer::with_manager(
+        manager.clone(),
+        TokenScope::origins(["https://api.bodhi.example"]).unwrap(),
+    )
+    .layer(ok_service());
     let mut bare = ok_service();
     // The least any expiry-checking layer does: read the cache (lock + clock) and set
     // the header, with no 401 handling at all.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use bodhi_auth::testing::{FakeApi, FakeIdm};
 use bodhi_auth::{
     BoxError, Credentials, Environment, IdmAuth, IdmAuthLayer, IdmAuthMiddleware, TokenManager,
+    TokenScope,
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -57,16 +58,21 @@ async fn demo() -> Result<(), BoxError> {
     let api_server = api.serve().await?;
     let url = api_server.url("/stores");
 
-    // One manager, two front ends: they share one token and one login.
+    // One manager, two front ends: they share one token and one login. Both send it
+    // only to the fake API's origin.
+    let scope = TokenScope::origins([api_server.url("")])?;
     let manager = TokenManager::builder(Credentials::new("user", "secret"))
         .token_url(idm_server.token_url())
         .refresh_margin(Duration::from_secs(1)) // refresh-due 1 s before expiry
         .build()?;
     let reqwest_client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(IdmAuthMiddleware::with_manager(manager.clone()))
+        .with(IdmAuthMiddleware::with_manager(
+            manager.clone(),
+            scope.clone(),
+        ))
         .build();
     let tower_client = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager.clone()))
+        .layer(IdmAuthLayer::with_manager(manager.clone(), scope))
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     let via_tower = |tower_client: &_| {
         let service: &IdmAuth<_, _> = tower_client;

@@ -5,7 +5,7 @@
 //! ```
 //! `BODHI_ENV=dev` uses the Dev IDM (Prod by default).
 
-use bodhi_auth::{Credentials, Environment, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{Credentials, Environment, IdmAuthMiddleware, TokenManager, TokenScope};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +16,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .environment(Environment::from_env_or(Environment::Prod)?)
         .build()?;
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(IdmAuthMiddleware::with_manager(manager))
+        .with(IdmAuthMiddleware::with_manager(
+            manager,
+            TokenScope::origins([&url])?,
+        ))
         .build();
     let response = client.get(&url).send().await?;
     println!("{}", response.status());

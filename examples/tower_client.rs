@@ -5,7 +5,7 @@
 //! ```
 //! `BODHI_ENV=dev` uses the Dev IDM (Prod by default).
 
-use bodhi_auth::{Credentials, Environment, IdmAuthLayer, TokenManager};
+use bodhi_auth::{Credentials, Environment, IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -26,7 +26,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .build();
     let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https);
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager))
+        .layer(IdmAuthLayer::with_manager(
+            manager,
+            TokenScope::origins([&url])?,
+        ))
         .service(client);
     let request = http::Request::get(url).body(Full::default())?;
     let response = service.oneshot(request).await?;

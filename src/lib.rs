@@ -39,6 +39,7 @@
 
 mod credentials;
 mod error;
+mod origin;
 mod scope;
 mod token;
 

@@ -4,67 +4,74 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use bodhi_auth::testing::{FakeApi, FakeIdm};
-//! use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager};
+//! use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager, TokenScope};
 //!
 //! # let idm = FakeIdm::new();
 //! # let api = FakeApi::new(&idm).serve().await?;
 //! let manager = TokenManager::builder(Credentials::new("user", "secret"))
 //!     # .fake_idm(&idm)
 //!     .build()?;
+//! let scope = TokenScope::origins([api.url("")])?; // where the token may go
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(IdmAuthMiddleware::with_manager(manager))
+//!     .with(IdmAuthMiddleware::with_manager(manager, scope))
 //!     .build();
 //! let response = client.get(api.url("/stores")).send().await?;
 //! assert_eq!(response.status(), 200);
 //! # Ok(()) }
 //! ```
 //!
-//! The rules are the Tower layer's ([`crate::layer`]): the header is set unless the
-//! request has one; on a 401 to our token, the token is invalidated and the request is
-//! resent once when `Request::try_clone()` succeeds (not for streaming bodies) and the
-//! token changed. Token failures are `reqwest_middleware::Error::Middleware` wrapping a
+//! The rules are the Tower layer's ([`crate::layer`]): the header is set on requests for
+//! the origins of the middleware's [`TokenScope`](crate::TokenScope) unless the request
+//! has one; on a 401 to our token, the token is invalidated and the request is resent
+//! once when `Request::try_clone()` succeeds (not for streaming bodies) and the token
+//! changed. Token failures are `reqwest_middleware::Error::Middleware` wrapping a
 //! [`crate::Error`] (downcast works).
+//!
+//! reqwest follows redirects below the middleware, so the scope is checked on the URL
+//! the request was made for; on each hop to another origin (scheme, host or port),
+//! reqwest drops the `Authorization` header itself, whatever the scope. A 401 whose
+//! `Response::url()` differs from the request's came from a redirect target: it is
+//! never answered with a resend (the redirected request has been processed), and the
+//! token is invalidated only when that target is on the request's own origin.
 
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
+use crate::origin::{Origin, OriginKey};
+use crate::token::Rejector;
 use crate::{Credentials, TokenManager, TokenScope};
 
-/// Authenticates reqwest requests with a Bodhi access token; see [the module
-/// docs](crate::middleware).
+/// Authenticates reqwest requests for the origins of its [`TokenScope`] with a Bodhi
+/// access token; see [the module docs](crate::middleware).
 #[derive(Debug, Clone)]
 pub struct IdmAuthMiddleware {
     manager: TokenManager,
     resend: bool,
-    scope: Option<TokenScope>,
+    scope: TokenScope,
 }
 
 impl IdmAuthMiddleware {
-    /// A middleware with its own manager for the Prod IDM and every default. Infallible.
-    pub fn new(credentials: Credentials) -> Self {
-        Self::with_manager(TokenManager::new(credentials))
+    /// A middleware with its own manager for the Prod IDM and every default, sending the
+    /// token only to the origins of `scope`. Infallible.
+    pub fn new(credentials: Credentials, scope: TokenScope) -> Self {
+        Self::with_manager(TokenManager::new(credentials), scope)
     }
 
-    /// A middleware over an existing manager (shared cache, shared login).
-    pub fn with_manager(manager: TokenManager) -> Self {
+    /// A middleware over an existing manager (shared cache, shared login), sending the
+    /// token only to the origins of `scope`.
+    pub fn with_manager(manager: TokenManager, scope: TokenScope) -> Self {
         IdmAuthMiddleware {
             manager,
             resend: true,
-            scope: None,
+            scope,
         }
     }
 
     /// The manager this middleware gets its tokens from.
     pub fn manager(&self) -> &TokenManager {
         &self.manager
-    }
-
-    /// Sends the token only to these origins; other requests pass through untouched.
-    pub fn scope(mut self, scope: TokenScope) -> Self {
-        self.scope = Some(scope);
-        self
     }
 
     /// Whether to resend after a 401 (on by default).
@@ -82,11 +89,7 @@ impl Middleware for IdmAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let out_of_scope = self
-            .scope
-            .as_ref()
-            .is_some_and(|scope| !scope.allows_url(request.url()));
-        if out_of_scope || request.headers().contains_key(AUTHORIZATION) {
+        if !self.scope.allows_url(request.url()) || request.headers().contains_key(AUTHORIZATION) {
             return next.run(request, extensions).await;
         }
         let token = self
@@ -103,15 +106,29 @@ impl Middleware for IdmAuthMiddleware {
         } else {
             None
         };
+        // With a copy, its URL says where the request went; without one, only the
+        // origin is kept, hashed, so no `Url` is cloned on the cached path.
+        let sent_to = copy
+            .is_none()
+            .then(|| OriginKey::of(Origin::of_url(request.url())));
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        // reqwest follows redirects below this middleware: `url()` is where the 401
+        // came from.
+        let last = response.url();
         let Some(mut copy) = copy else {
-            self.manager.invalidate(&token);
+            let same_origin = sent_to == Some(OriginKey::of(Origin::of_url(last)));
+            self.manager
+                .note_rejection(&token, Rejector::by_origin(same_origin));
             return Ok(response);
         };
-        let Some(fresh) = self.manager.replacement_for(&token).await else {
+        let by = Rejector::after(
+            copy.url() == last,
+            Origin::same(Origin::of_url(copy.url()), Origin::of_url(last)),
+        );
+        let Some(fresh) = self.manager.replacement_for(&token, by).await else {
             return Ok(response);
         };
         drop(response);

@@ -31,16 +31,17 @@ async fn core_api(err: bodhi_auth::Error) -> Result<(), bodhi_auth::Error> {
 
 #[test]
 fn front_end_snippets_compile_and_share_one_manager() {
-    use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager};
+    use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
     let creds = Credentials::new("user", "secret");
     let inner = FakeApi::new(&FakeIdm::new());
+    let scope = TokenScope::origins(["https://api.bodhi.example"]).unwrap(); // required
     let svc = tower::ServiceBuilder::new()
-        .layer(IdmAuthLayer::new(creds.clone()))
+        .layer(IdmAuthLayer::new(creds.clone(), scope.clone()))
         .service(inner); // Prod defaults, infallible
     let manager = TokenManager::new(creds.clone());
-    let layer = IdmAuthLayer::with_manager(manager.clone()); // share a manager
+    let layer = IdmAuthLayer::with_manager(manager.clone(), TokenScope::any_origin()); // share a manager
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(IdmAuthMiddleware::new(creds)) // or IdmAuthMiddleware::with_manager(manager.clone())
+        .with(IdmAuthMiddleware::new(creds, scope)) // or IdmAuthMiddleware::with_manager(manager.clone(), scope)
         .build();
     assert_eq!(layer.manager().token_url(), svc.manager().token_url());
     fn traits<T: Clone + Send + Sync + std::fmt::Debug>() {}
@@ -48,6 +49,7 @@ fn front_end_snippets_compile_and_share_one_manager() {
     traits::<bodhi_auth::AccessToken>();
     traits::<IdmAuthLayer>();
     traits::<IdmAuthMiddleware>();
+    traits::<TokenScope>();
     traits::<bodhi_auth::IdmAuth<FakeApi, bodhi_auth::KnownBodies>>();
     let _ = client;
 }
@@ -57,8 +59,11 @@ fn the_response_future_is_send_when_the_inner_future_is() {
     fn send<T: Send>(_: &T) {}
     use tower::Service;
     let idm = FakeIdm::new();
-    let mut svc = bodhi_auth::IdmAuthLayer::new(bodhi_auth::Credentials::new("u", "p"))
-        .layer_onto(FakeApi::new(&idm));
+    let mut svc = bodhi_auth::IdmAuthLayer::new(
+        bodhi_auth::Credentials::new("u", "p"),
+        bodhi_auth::TokenScope::any_origin(),
+    )
+    .layer_onto(FakeApi::new(&idm));
     let request = http::Request::new(http_body_util::Full::<bytes::Bytes>::default());
     // `FakeApi` is always ready; calling it without `poll_ready` is fine here.
     let future = svc.call(request);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bodhi_auth::testing::{FakeApi, FakeIdm};
 use bodhi_auth::{
     AccessToken, BoxError, CloneBodyFn, Credentials, ErrorKind, IdmAuthLayer, TokenManager,
+    TokenScope,
 };
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -21,6 +22,11 @@ fn manager(idm: &FakeIdm) -> TokenManager {
         .fake_idm(idm)
         .build()
         .unwrap()
+}
+
+/// The origin every request here goes to.
+fn scope() -> TokenScope {
+    TokenScope::origins(["https://api.bodhi.example"]).unwrap()
 }
 
 fn request() -> Request<Body> {
@@ -51,7 +57,7 @@ async fn a_401_invalidates_token_a_and_resends_once_with_token_b() {
     let idm = FakeIdm::new();
     let manager = manager(&idm);
     let (mock, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager.clone()).layer(mock);
+    let mut service = IdmAuthLayer::with_manager(manager.clone(), scope()).layer(mock);
     let call = tokio::spawn(service.ready().await.unwrap().call(request()));
 
     let (first, respond) = handle.next_request().await.unwrap();
@@ -83,7 +89,7 @@ async fn a_401_invalidates_token_a_and_resends_once_with_token_b() {
 async fn a_second_401_is_returned_as_it_is() {
     let idm = FakeIdm::new();
     let (mock, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager(&idm)).layer(mock);
+    let mut service = IdmAuthLayer::with_manager(manager(&idm), scope()).layer(mock);
     let call = tokio::spawn(service.ready().await.unwrap().call(request()));
     for _ in 0..2 {
         let (_, respond) = handle.next_request().await.unwrap();
@@ -106,7 +112,7 @@ async fn a_403_is_not_a_reason_to_log_in_again() {
     let idm = FakeIdm::new();
     let manager = manager(&idm);
     let (mock, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager.clone()).layer(mock);
+    let mut service = IdmAuthLayer::with_manager(manager.clone(), scope()).layer(mock);
     let call = tokio::spawn(service.ready().await.unwrap().call(request()));
     let (_, respond) = handle.next_request().await.unwrap();
     let token = manager.cached().unwrap();
@@ -120,7 +126,7 @@ async fn a_403_is_not_a_reason_to_log_in_again() {
 async fn a_callers_own_authorization_header_passes_untouched_without_a_login() {
     let idm = FakeIdm::new();
     let (mock, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager(&idm)).layer(mock);
+    let mut service = IdmAuthLayer::with_manager(manager(&idm), scope()).layer(mock);
     let mut own = request();
     own.headers_mut()
         .insert(AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
@@ -139,13 +145,19 @@ async fn a_callers_own_authorization_header_passes_untouched_without_a_login() {
 #[derive(Clone)]
 struct Opaque;
 
+fn opaque() -> Request<Opaque> {
+    Request::get("https://api.bodhi.example/stores")
+        .body(Opaque)
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_body_that_cannot_be_copied_gets_the_401_back_and_the_next_request_a_new_token() {
     let idm = FakeIdm::new();
     let manager = manager(&idm);
     let (mock, mut handle) = mock::pair::<Request<Opaque>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager.clone()).layer(mock);
-    let call = tokio::spawn(service.ready().await.unwrap().call(Request::new(Opaque)));
+    let mut service = IdmAuthLayer::with_manager(manager.clone(), scope()).layer(mock);
+    let call = tokio::spawn(service.ready().await.unwrap().call(opaque()));
     let (first, respond) = handle.next_request().await.unwrap();
     respond.send_response(status(StatusCode::UNAUTHORIZED));
     assert_eq!(
@@ -153,7 +165,7 @@ async fn a_body_that_cannot_be_copied_gets_the_401_back_and_the_next_request_a_n
         StatusCode::UNAUTHORIZED
     );
 
-    let call = tokio::spawn(service.ready().await.unwrap().call(Request::new(Opaque)));
+    let call = tokio::spawn(service.ready().await.unwrap().call(opaque()));
     let (second, respond) = handle.next_request().await.unwrap();
     assert_ne!(
         bearer(&second),
@@ -169,10 +181,10 @@ async fn a_body_that_cannot_be_copied_gets_the_401_back_and_the_next_request_a_n
 async fn a_clone_body_hook_makes_any_body_resendable() {
     let idm = FakeIdm::new();
     let (mock, mut handle) = mock::pair::<Request<Opaque>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager(&idm))
+    let mut service = IdmAuthLayer::with_manager(manager(&idm), scope())
         .replay(CloneBodyFn::new(|body: &Opaque| Some(body.clone())))
         .layer(mock);
-    let call = tokio::spawn(service.ready().await.unwrap().call(Request::new(Opaque)));
+    let call = tokio::spawn(service.ready().await.unwrap().call(opaque()));
     let (_, respond) = handle.next_request().await.unwrap();
     respond.send_response(status(StatusCode::UNAUTHORIZED));
     let (_, respond) = handle.next_request().await.unwrap();
@@ -185,7 +197,7 @@ async fn resending_can_be_turned_off() {
     let idm = FakeIdm::new();
     let manager = manager(&idm);
     let (mock, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let mut service = IdmAuthLayer::with_manager(manager.clone())
+    let mut service = IdmAuthLayer::with_manager(manager.clone(), scope())
         .resend(false)
         .layer(mock);
     let call = tokio::spawn(service.ready().await.unwrap().call(request()));
@@ -209,7 +221,7 @@ async fn a_token_failure_is_a_bodhi_auth_error_inside_the_box_error() {
         .fake_idm(&idm)
         .build()
         .unwrap();
-    let service = IdmAuthLayer::with_manager(manager).layer(FakeApi::new(&idm));
+    let service = IdmAuthLayer::with_manager(manager, scope()).layer(FakeApi::new(&idm));
     let error: BoxError = service.oneshot(request()).await.unwrap_err();
     let error = error.downcast::<bodhi_auth::Error>().unwrap();
     assert_eq!(error.kind(), ErrorKind::InvalidCredentials);
@@ -223,7 +235,7 @@ async fn thousand_concurrent_requests_at_cold_start_cause_one_login() {
     idm.set_latency(Duration::from_millis(50));
     let api = FakeApi::new(&idm);
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager(&idm)))
+        .layer(IdmAuthLayer::with_manager(manager(&idm), scope()))
         .service(api.clone());
     let calls: Vec<_> = (0..1000)
         .map(|_| tokio::spawn(service.clone().oneshot(request())))
@@ -251,7 +263,7 @@ async fn thousand_concurrent_401s_for_one_token_cause_one_new_login_and_one_rese
         }
     });
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager.clone()))
+        .layer(IdmAuthLayer::with_manager(manager.clone(), scope()))
         .service(slow_api);
     let token = manager.access_token().await.unwrap();
     idm.revoke_access_token(token.secret());
@@ -285,7 +297,7 @@ async fn an_api_that_rejects_every_token_costs_one_relogin_per_interval() {
         .build()
         .unwrap();
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager))
+        .layer(IdmAuthLayer::with_manager(manager, scope()))
         .service(api.clone());
     for _ in 0..100 {
         let response = service.clone().oneshot(request()).await.unwrap();
@@ -309,8 +321,8 @@ async fn an_api_that_rejects_every_token_costs_one_relogin_per_interval() {
 async fn a_layer_and_a_middleware_on_one_manager_share_one_login() {
     let idm = FakeIdm::new();
     let manager = manager(&idm);
-    let layer = IdmAuthLayer::with_manager(manager.clone());
-    let middleware = bodhi_auth::IdmAuthMiddleware::with_manager(manager);
+    let layer = IdmAuthLayer::with_manager(manager.clone(), scope());
+    let middleware = bodhi_auth::IdmAuthMiddleware::with_manager(manager, scope());
     let a = layer.manager().access_token().await.unwrap();
     let b = middleware.manager().access_token().await.unwrap();
     assert!(a.same_token(&b));
@@ -328,7 +340,7 @@ async fn a_oneshot_service_that_owns_the_only_manager_still_resends_after_a_401(
         if !cold {
             manager.access_token().await.unwrap(); // the cached path, not the waiting one
         }
-        let service = IdmAuthLayer::with_manager(manager).layer(api.clone());
+        let service = IdmAuthLayer::with_manager(manager, scope()).layer(api.clone());
         api.reject_next(1);
         let response = service.oneshot(request()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "cold start: {cold}");

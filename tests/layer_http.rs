@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
@@ -26,8 +26,9 @@ async fn a_hyper_util_client_gets_tokens_and_recovers_from_a_401() {
         .build()
         .unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let scope = TokenScope::origins([api_server.url("")]).unwrap();
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager))
+        .layer(IdmAuthLayer::with_manager(manager, scope))
         .service(client);
     let get = || {
         Request::get(api_server.url("/stores"))
@@ -66,8 +67,13 @@ async fn the_layer_serves_incoming_bodies_and_returns_their_401_after_invalidati
             Ok::<Response<Full<Bytes>>, Infallible>(response)
         }
     });
+    // Server side, a request's URI is its path alone (`/stores`): no origin to match, so
+    // the layer is told to authenticate every request.
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager.clone()))
+        .layer(IdmAuthLayer::with_manager(
+            manager.clone(),
+            TokenScope::any_origin(),
+        ))
         .service(handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 mod support;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
 use http::header::USER_AGENT;
 use http::{HeaderValue, Request, StatusCode};
@@ -36,7 +36,10 @@ async fn composes_with_trace_set_header_and_timeout_and_the_trace_never_shows_th
             USER_AGENT,
             HeaderValue::from_static("bodhi-auth-test"),
         ))
-        .layer(IdmAuthLayer::with_manager(manager.clone()))
+        .layer(IdmAuthLayer::with_manager(
+            manager.clone(),
+            TokenScope::origins(["https://api.bodhi.example"]).unwrap(),
+        ))
         // Inside the auth layer, so it sees the Authorization header.
         .layer(
             TraceLayer::new_for_http()

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm, FakeServer};
-use bodhi_auth::{Credentials, ErrorKind, IdmAuthMiddleware, TokenManager, TokenManagerBuilder};
+use bodhi_auth::{
+    Credentials, ErrorKind, IdmAuthMiddleware, TokenManager, TokenManagerBuilder, TokenScope,
+};
 use http::header::AUTHORIZATION;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -27,8 +29,9 @@ async fn fixture(configure: impl FnOnce(TokenManagerBuilder) -> TokenManagerBuil
     )
     .build()
     .unwrap();
+    let scope = TokenScope::origins([api_server.url("")]).unwrap();
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(IdmAuthMiddleware::with_manager(manager.clone()))
+        .with(IdmAuthMiddleware::with_manager(manager.clone(), scope))
         .build();
     Fixture {
         idm,

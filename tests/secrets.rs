@@ -6,7 +6,7 @@ use std::time::Duration;
 mod support;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm, Fault};
-use bodhi_auth::{Credentials, Error, IdmAuthLayer, TokenManager};
+use bodhi_auth::{Credentials, Error, IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -102,7 +102,11 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
 
     // Through the Tower layer: a 401 answered by a resend, then a throttled re-login.
     let api = FakeApi::new(&idm);
-    let service = IdmAuthLayer::with_manager(joined.clone()).layer(api.clone());
+    let service = IdmAuthLayer::with_manager(
+        joined.clone(),
+        TokenScope::origins(["https://api.example"]).unwrap(),
+    )
+    .layer(api.clone());
     let request = || {
         Request::get("https://api.example/")
             .body(Full::<Bytes>::default())

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
 use bytes::Bytes;
 use http::Request;
 use http::header::AUTHORIZATION;
@@ -37,7 +37,10 @@ fn slow_api(
 
 async fn tower_burst(idm: &FakeIdm, api: &FakeApi, manager: &TokenManager) {
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager.clone()))
+        .layer(IdmAuthLayer::with_manager(
+            manager.clone(),
+            TokenScope::origins(["https://api.example"]).unwrap(),
+        ))
         .service(slow_api(api));
     let calls: Vec<_> = (0..CALLERS)
         .map(|_| {
@@ -104,7 +107,10 @@ async fn reqwest_over_http2_ten_thousand_callers_one_idm_request_in_each_situati
         .build()
         .unwrap();
     let client = reqwest_middleware::ClientBuilder::new(http.clone())
-        .with(IdmAuthMiddleware::with_manager(manager.clone()))
+        .with(IdmAuthMiddleware::with_manager(
+            manager.clone(),
+            TokenScope::origins([api_server.url("")]).unwrap(),
+        ))
         .build();
     let url = api_server.url("/stores");
     // Open the connection before the first burst, so the client knows the server's

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
-use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -81,7 +81,7 @@ fn soak_the_layer_and_the_middleware() {
             .build()
             .unwrap();
         let service = ServiceBuilder::new()
-            .layer(IdmAuthLayer::with_manager(manager.clone()))
+            .layer(IdmAuthLayer::with_manager(manager.clone(), TokenScope::origins(["https://api.example"]).unwrap()))
             .service(api.clone());
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let (mut expected, mut forced, mut joined) = (0usize, 0usize, 0usize);
@@ -152,7 +152,10 @@ fn soak_the_layer_and_the_middleware() {
             .build()
             .unwrap();
         let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(IdmAuthMiddleware::with_manager(manager))
+            .with(IdmAuthMiddleware::with_manager(
+                manager,
+                TokenScope::origins([api_server.url("")]).unwrap(),
+            ))
             .build();
         let url = api_server.url("/stores");
         let mut rng = Rng(0xD1B5_4A32_D192_ED03);

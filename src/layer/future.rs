@@ -8,11 +8,13 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
+use tower_http::follow_redirect::RequestUri;
 use tower_service::Service;
 
 use super::BoxError;
 use super::service::set_token;
-use crate::token::Replacement;
+use crate::origin::{Origin, OriginKey};
+use crate::token::{Rejector, Replacement};
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
@@ -57,6 +59,8 @@ pin_project! {
             future: S::Future,
             token: Option<AccessToken>,
             replay: Option<Box<Replay<S, B>>>,
+            // Without a copy, what is left of the request's address: its origin.
+            sent_to: Option<OriginKey>,
         },
         // Got a 401; waiting for a token that differs from the rejected one.
         Renewing {
@@ -86,17 +90,15 @@ where
         }
     }
 
-    pub(crate) fn sent(
-        future: S::Future,
+    /// `request` with `token` set, sent through `service`.
+    pub(crate) fn send(
+        service: &mut S,
+        request: Request<B>,
         token: AccessToken,
         replay: Option<Box<Replay<S, B>>>,
     ) -> Self {
         ResponseFuture {
-            state: State::Sent {
-                future,
-                token: Some(token),
-                replay,
-            },
+            state: State::send(service, request, token, replay),
         }
     }
 
@@ -149,18 +151,14 @@ where
                     let Some(pending) = pending.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    let (mut request, mut service) = *pending;
-                    set_token(&mut request, &token);
-                    State::Sent {
-                        future: service.call(request),
-                        token: Some(token),
-                        replay: replay.take(),
-                    }
+                    let (request, mut service) = *pending;
+                    State::send(&mut service, request, token, replay.take())
                 }
                 StateProj::Sent {
                     future,
                     token,
                     replay,
+                    sent_to,
                 } => {
                     let response = match ready!(future.poll(cx)) {
                         Ok(response) => response,
@@ -176,17 +174,18 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
                     }
+                    let by = rejector(&response, replay.as_deref(), *sent_to);
                     let Some(replay) = replay.take() else {
                         // No copy to resend: invalidate so the next request is fresh. The
                         // token's weak link to its manager suffices: if the manager is
                         // gone, so is the cache the token sat in.
                         if let Some(manager) = rejected.issuer() {
-                            manager.invalidate(&rejected);
+                            manager.note_rejection(&rejected, by);
                         }
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
                     };
-                    match replay.manager.replace_rejected(&rejected) {
+                    match replay.manager.replace_rejected(&rejected, by) {
                         Replacement::Ready(fresh) => resend(replay, &fresh),
                         Replacement::None => {
                             this.state.set(State::Done);
@@ -249,6 +248,56 @@ where
             };
             this.state.set(next);
         }
+    }
+}
+
+impl<S, B> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn send(
+        service: &mut S,
+        mut request: Request<B>,
+        token: AccessToken,
+        replay: Option<Box<Replay<S, B>>>,
+    ) -> Self {
+        set_token(&mut request, &token);
+        // With a copy, its URI says where the request went; without one, only the
+        // origin is kept, hashed, so no `Uri` is cloned on the cached path.
+        let sent_to = replay
+            .is_none()
+            .then(|| OriginKey::of(Origin::of_uri(request.uri())));
+        State::Sent {
+            future: service.call(request),
+            token: Some(token),
+            replay,
+            sent_to,
+        }
+    }
+}
+
+/// Who answered a 401. `FollowRedirect` below this layer records the URI it last
+/// requested in the response; without that record, the answer is the request's.
+fn rejector<S, B, ResB>(
+    response: &Response<ResB>,
+    replay: Option<&Replay<S, B>>,
+    sent_to: Option<OriginKey>,
+) -> Rejector {
+    let Some(RequestUri(last)) = response.extensions().get::<RequestUri>() else {
+        return Rejector::Request;
+    };
+    match (replay, sent_to) {
+        (Some(replay), _) => {
+            let first = replay.request.uri();
+            Rejector::after(
+                first == last,
+                Origin::same(Origin::of_uri(first), Origin::of_uri(last)),
+            )
+        }
+        (None, Some(sent_to)) => {
+            Rejector::by_origin(sent_to == OriginKey::of(Origin::of_uri(last)))
+        }
+        (None, None) => Rejector::Request,
     }
 }
 

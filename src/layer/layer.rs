@@ -6,7 +6,8 @@ use super::replay::KnownBodies;
 use super::service::IdmAuth;
 use crate::{Credentials, TokenManager, TokenScope};
 
-/// A Tower layer that authenticates every request with a Bodhi access token.
+/// A Tower layer that authenticates requests for the origins of its [`TokenScope`]
+/// with a Bodhi access token.
 ///
 /// See [the module docs](crate::layer) for the rules. Clones share one
 /// [`TokenManager`]; so do layers made with [`with_manager`](Self::with_manager) from
@@ -16,22 +17,24 @@ pub struct IdmAuthLayer<R = KnownBodies> {
     manager: TokenManager,
     replay: R,
     resend: bool,
-    scope: Option<TokenScope>,
+    scope: TokenScope,
 }
 
 impl IdmAuthLayer {
-    /// A layer with its own manager for the Prod IDM and every default. Infallible.
-    pub fn new(credentials: Credentials) -> Self {
-        Self::with_manager(TokenManager::new(credentials))
+    /// A layer with its own manager for the Prod IDM and every default, sending the
+    /// token only to the origins of `scope`. Infallible.
+    pub fn new(credentials: Credentials, scope: TokenScope) -> Self {
+        Self::with_manager(TokenManager::new(credentials), scope)
     }
 
-    /// A layer over an existing manager (shared cache, shared login).
-    pub fn with_manager(manager: TokenManager) -> Self {
+    /// A layer over an existing manager (shared cache, shared login), sending the token
+    /// only to the origins of `scope`.
+    pub fn with_manager(manager: TokenManager, scope: TokenScope) -> Self {
         IdmAuthLayer {
             manager,
             replay: KnownBodies,
             resend: true,
-            scope: None,
+            scope,
         }
     }
 }
@@ -47,12 +50,6 @@ impl<R> IdmAuthLayer<R> {
     /// the request is made.
     pub fn resend(mut self, resend: bool) -> Self {
         self.resend = resend;
-        self
-    }
-
-    /// Sends the token only to these origins; other requests pass through untouched.
-    pub fn scope(mut self, scope: TokenScope) -> Self {
-        self.scope = Some(scope);
         self
     }
 

@@ -4,7 +4,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower::BoxError> {
 //! use bodhi_auth::testing::{FakeApi, FakeIdm};
-//! use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager};
+//! use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
@@ -13,8 +13,9 @@
 //! let manager = TokenManager::builder(Credentials::new("user", "secret"))
 //!     # .fake_idm(&idm)
 //!     .build()?;
+//! let scope = TokenScope::origins(["https://api.example"])?; // where the token may go
 //! let service = ServiceBuilder::new()
-//!     .layer(IdmAuthLayer::with_manager(manager))
+//!     .layer(IdmAuthLayer::with_manager(manager, scope))
 //!     .service(api); // any `Service<http::Request<_>>`: a hyper-util client, a channel...
 //! let request = http::Request::get("https://api.example/stores").body(Full::<bytes::Bytes>::default())?;
 //! let response = service.oneshot(request).await?;
@@ -23,13 +24,25 @@
 //! ```
 //!
 //! # Rules
-//! - Every request gets `Authorization: Bearer <access token>` (marked sensitive). A
-//!   request that already has an `Authorization` header passes through untouched and
+//! - Every request for an origin of the layer's [`TokenScope`](crate::TokenScope) gets
+//!   `Authorization: Bearer <access token>` (marked sensitive); any other request
+//!   passes through untouched and causes no login. A scope is required to make a layer;
+//!   [`TokenScope::any_origin`](crate::TokenScope::any_origin) is the explicit opt-out.
+//! - A request that already has an `Authorization` header passes through untouched and
 //!   causes no login: that is how a caller opts out per request.
 //! - On a 401 to a request that carried our token (never on 403, never for a caller's own
 //!   header), the token is [invalidated](crate::TokenManager::invalidate), the current
 //!   token is fetched (joining any login in flight) and the request is resent once if
 //!   that token differs from the rejected one. A second 401 is returned as it is.
+//! - Redirects followed *below* the layer (tower-http's `FollowRedirectLayer` inside it,
+//!   which records the last URI it requested as `RequestUri` in the response): a 401
+//!   from a redirect target is never answered with a resend, because the request that
+//!   was redirected has already been processed. The token is invalidated only when that
+//!   target is on the request's own origin; another origin never got the token (tower-http
+//!   drops `Authorization` on such a hop), so its 401 comes back as it is.
+//! - Redirects followed *above* the layer (`FollowRedirectLayer` outside it) pass each
+//!   hop through the layer again: a hop gets the token only if its origin is in the
+//!   scope. With `any_origin()`, every hop gets it, whatever origin the `Location` names.
 //! - Resending needs a copy of the request, made before it is sent. See [`ReplayBody`]
 //!   for which bodies can be copied; without a copy, the 401 is returned after the
 //!   token was invalidated, so the next request gets a fresh token.

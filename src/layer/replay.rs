@@ -66,13 +66,15 @@ impl<B> ReplayBody<B> for NoReplay {
 /// A body copier written by the user, for body types this crate cannot know.
 ///
 /// ```
-/// use bodhi_auth::{CloneBodyFn, Credentials, IdmAuthLayer};
+/// use bodhi_auth::{CloneBodyFn, Credentials, IdmAuthLayer, TokenScope};
 ///
 /// #[derive(Clone)]
 /// struct MyBody(Vec<u8>);
 ///
-/// let layer = IdmAuthLayer::new(Credentials::new("user", "secret"))
+/// let scope = TokenScope::origins(["https://api.bodhi.example"])?;
+/// let layer = IdmAuthLayer::new(Credentials::new("user", "secret"), scope)
 ///     .replay(CloneBodyFn::new(|body: &MyBody| Some(body.clone())));
+/// # Ok::<(), bodhi_auth::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct CloneBodyFn<F>(F);

@@ -20,7 +20,7 @@ pub struct IdmAuth<S, R> {
     manager: TokenManager,
     replay: R,
     resend: bool,
-    scope: Option<TokenScope>,
+    scope: TokenScope,
 }
 
 impl<S, R> IdmAuth<S, R> {
@@ -29,7 +29,7 @@ impl<S, R> IdmAuth<S, R> {
         manager: TokenManager,
         replay: R,
         resend: bool,
-        scope: Option<TokenScope>,
+        scope: TokenScope,
     ) -> Self {
         IdmAuth {
             inner,
@@ -87,18 +87,14 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         // `poll_ready` readied `self.inner`, not its clones: take the ready instance for
         // this request and leave a fresh clone for the next `poll_ready` (tower-service
         // docs, "Be careful when cloning inner services").
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
-        let out_of_scope = self
-            .scope
-            .as_ref()
-            .is_some_and(|scope| !scope.allows_uri(request.uri()));
-        if out_of_scope || request.headers().contains_key(AUTHORIZATION) {
+        if !self.scope.allows_uri(request.uri()) || request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::forward(inner.call(request));
         }
         // The copy is made before the first send; the resend gets its own service
@@ -115,10 +111,7 @@ where
             None
         };
         match self.manager.cached() {
-            Some(token) => {
-                set_token(&mut request, &token);
-                ResponseFuture::sent(inner.call(request), token, replay)
-            }
+            Some(token) => ResponseFuture::send(&mut inner, request, token, replay),
             None => ResponseFuture::wait_for_token(request, inner, replay, &self.manager),
         }
     }

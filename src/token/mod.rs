@@ -19,6 +19,8 @@ pub use claims::Identity;
 #[cfg(feature = "testing")]
 pub(crate) use claims::base64url_encode;
 pub use environment::{ENVIRONMENT_ENV, Environment};
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub(crate) use manager::Rejector;
 #[cfg(feature = "tower")]
 pub(crate) use manager::Replacement;
 pub use manager::TokenManager;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bodhi_auth::{AccessToken, IdmAuthLayer, IdmAuthMiddleware, TokenManager};
+use bodhi_auth::{AccessToken, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -28,7 +28,10 @@ pub async fn tower_layer_recovers_from_an_admin_logout(keycloak: Arc<Endpoints>)
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
     let service = ServiceBuilder::new()
-        .layer(IdmAuthLayer::with_manager(manager.clone()))
+        .layer(IdmAuthLayer::with_manager(
+            manager.clone(),
+            TokenScope::origins([keycloak.userinfo_url()])?,
+        ))
         // Inside the layer: counts every request that goes out, resends included.
         .map_request(move |request: Request<Full<Bytes>>| {
             counter.fetch_add(1, Ordering::SeqCst);
@@ -48,7 +51,10 @@ pub async fn reqwest_middleware_recovers_from_an_admin_logout(keycloak: Arc<Endp
     let manager = manager(&keycloak, &user, &proxy)?;
     let sent = Arc::new(AtomicUsize::new(0));
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(IdmAuthMiddleware::with_manager(manager.clone()))
+        .with(IdmAuthMiddleware::with_manager(
+            manager.clone(),
+            TokenScope::origins([keycloak.userinfo_url()])?,
+        ))
         .with(CountSends(sent.clone()))
         .build();
     let url = keycloak.userinfo_url();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bodhi_auth::IdmAuthMiddleware;
+use bodhi_auth::{IdmAuthMiddleware, TokenScope};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tokio::sync::Barrier;
 use tokio::time::Instant;
@@ -41,7 +41,10 @@ pub async fn two_hundred_requests_share_one_login_and_one_refresh(
         .client_id(ADJUSTABLE_LIFESPAN_CLIENT)
         .build()?;
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(IdmAuthMiddleware::with_manager(manager.clone()))
+        .with(IdmAuthMiddleware::with_manager(
+            manager.clone(),
+            TokenScope::origins([keycloak.userinfo_url()])?,
+        ))
         .build();
     let url = keycloak.userinfo_url();
 
