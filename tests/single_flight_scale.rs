@@ -123,7 +123,15 @@ async fn reqwest_over_http2_ten_thousand_callers_one_idm_request_in_each_situati
             .map(|_| {
                 let client = client.clone();
                 let url = url.clone();
-                tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+                // Read each body to its end, as a program does: a response dropped
+                // unread cancels its stream, and DATA arriving for thousands of
+                // cancelled streams makes the client's HTTP/2 end the connection.
+                tokio::spawn(async move {
+                    let response = client.get(url).send().await?;
+                    let status = response.status();
+                    response.bytes().await?;
+                    Ok::<_, reqwest_middleware::Error>(status)
+                })
             })
             .collect();
         for call in calls {
