@@ -4,8 +4,9 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! With `BODHI_USERNAME` and `BODHI_PASSWORD` set, it logs in to the Dev IDM (or Prod
-//! with `BODHI_ENV=prod`) and prints the user name and namespace. Without them it runs
+//! With `BODHI_USERNAME` and `BODHI_PASSWORD` set, it logs in to the IDM the README's
+//! environment table names (Prod by default, `BODHI_ENV=dev` for Dev) and prints the
+//! user name and namespace. Without them it runs
 //! an embedded fake IDM and a fake Bodhi API on 127.0.0.1 with short token lifetimes,
 //! calls the API through both front ends (reqwest and Tower) and prints each step:
 //! login, refresh-due with a background refresh, expiry, and a 401 answered by a
@@ -15,8 +16,7 @@ use std::time::Duration;
 
 use bodhi_auth::testing::{FakeApi, FakeIdm};
 use bodhi_auth::{
-    BoxError, Credentials, Environment, IdmAuth, IdmAuthLayer, IdmAuthMiddleware, TokenManager,
-    TokenScope,
+    BoxError, Credentials, IdmAuth, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope,
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,17 +26,14 @@ use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    match Credentials::from_env() {
-        Ok(credentials) => real_idm(credentials).await,
-        Err(_) => demo().await,
+    // No credentials in the environment: the demo, which needs no account.
+    if Credentials::from_env().is_err() {
+        return demo().await;
     }
+    real_idm(TokenManager::from_env()?).await
 }
 
-async fn real_idm(credentials: Credentials) -> Result<(), BoxError> {
-    let environment = Environment::from_env_or(Environment::Dev)?;
-    let manager = TokenManager::builder(credentials)
-        .environment(environment)
-        .build()?;
+async fn real_idm(manager: TokenManager) -> Result<(), BoxError> {
     println!("logging in to {}", manager.token_url());
     let token = manager.access_token().await?;
     let who = token.identity()?;

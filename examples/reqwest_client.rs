@@ -3,18 +3,17 @@
 //! ```text
 //! BODHI_USERNAME=... BODHI_PASSWORD=... cargo run --example reqwest_client -- <url>
 //! ```
-//! `BODHI_ENV=dev` uses the Dev IDM (Prod by default).
+//! `BODHI_ENV=dev` uses the Dev IDM (Prod by default); `BODHI_TOKEN_URL` names any other
+//! token endpoint. The token goes only to the origin of `<url>`.
 
-use bodhi_auth::{Credentials, Environment, IdmAuthMiddleware, TokenManager, TokenScope};
+use bodhi_auth::{IdmAuthMiddleware, TokenManager, TokenScope};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args()
         .nth(1)
         .ok_or("usage: reqwest_client <url>")?;
-    let manager = TokenManager::builder(Credentials::from_env()?)
-        .environment(Environment::from_env_or(Environment::Prod)?)
-        .build()?;
+    let manager = TokenManager::from_env()?; // the README's environment table
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(IdmAuthMiddleware::with_manager(
             manager,

@@ -5,16 +5,15 @@
 //! cargo run -q --example token -- --id-token   # the id token instead
 //! cargo run -q --example token -- --claims     # user name and namespace
 //! ```
-//! Reads `BODHI_USERNAME`, `BODHI_PASSWORD` and `BODHI_ENV` (`dev` or `prod`, Prod by default).
+//! Reads `BODHI_USERNAME`, `BODHI_PASSWORD`, `BODHI_ENV` (`dev` or `prod`, Prod by default)
+//! and `BODHI_TOKEN_URL` (the README's environment table).
 
-use bodhi_auth::{Credentials, Environment, TokenManager};
+use bodhi_auth::TokenManager;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let manager = TokenManager::builder(Credentials::from_env()?)
-        .environment(Environment::from_env_or(Environment::Prod)?)
-        .build()?;
+    let manager = TokenManager::from_env()?; // the README's environment table
     let token = manager.access_token().await?;
     match mode.as_str() {
         "" => println!("{}", token.secret()),

@@ -3,9 +3,10 @@
 //! ```text
 //! BODHI_USERNAME=... BODHI_PASSWORD=... cargo run --example tower_client -- <https url>
 //! ```
-//! `BODHI_ENV=dev` uses the Dev IDM (Prod by default).
+//! `BODHI_ENV=dev` uses the Dev IDM (Prod by default); `BODHI_TOKEN_URL` names any other
+//! token endpoint. The token goes only to the origin of `<url>`.
 
-use bodhi_auth::{Credentials, Environment, IdmAuthLayer, TokenManager, TokenScope};
+use bodhi_auth::{IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -15,9 +16,7 @@ use tower::{ServiceBuilder, ServiceExt};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = std::env::args().nth(1).ok_or("usage: tower_client <url>")?;
-    let manager = TokenManager::builder(Credentials::from_env()?)
-        .environment(Environment::from_env_or(Environment::Prod)?)
-        .build()?;
+    let manager = TokenManager::from_env()?; // the README's environment table
     // Bodhi is HTTPS only: a rustls connector with the system's root certificates.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()?

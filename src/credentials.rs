@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::{Error, ErrorKind};
+use crate::Error;
 
 /// The environment variable [`Credentials::from_env`] reads the user name from.
 pub const USERNAME_ENV: &str = "BODHI_USERNAME";
@@ -41,16 +41,13 @@ impl Credentials {
 
     /// Credentials from `BODHI_USERNAME` and `BODHI_PASSWORD`.
     ///
-    /// Fails with [`ErrorKind::Config`] when either is unset, empty or not UTF-8.
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when either is unset,
+    /// empty or not UTF-8.
     pub fn from_env() -> Result<Self, Error> {
-        let read = |name: &str| match std::env::var(name) {
-            Ok(value) if !value.is_empty() => Ok(value),
-            _ => Err(Error::new(
-                ErrorKind::Config,
-                format!("environment variable {name} is not set"),
-            )),
-        };
-        Ok(Credentials::new(read(USERNAME_ENV)?, read(PASSWORD_ENV)?))
+        Ok(Credentials::new(
+            crate::env::required(USERNAME_ENV, "the Bodhi user name")?,
+            crate::env::required(PASSWORD_ENV, "the Bodhi password")?,
+        ))
     }
 
     /// The user name (not a secret).

@@ -14,11 +14,10 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), bodhi_auth::Error> {
-//! use bodhi_auth::{Credentials, Environment, TokenManager};
+//! use bodhi_auth::TokenManager;
 //!
-//! let manager = TokenManager::builder(Credentials::from_env()?)
-//!     .environment(Environment::Dev)
-//!     .build()?;
+//! // BODHI_USERNAME, BODHI_PASSWORD, BODHI_ENV (prod by default), BODHI_TOKEN_URL.
+//! let manager = TokenManager::from_env()?;
 //! let token = manager.access_token().await?;
 //! let who = token.identity()?;
 //! println!("{} in namespace {:?}", who.username(), who.namespace());
@@ -38,6 +37,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod credentials;
+mod env;
 mod error;
 mod origin;
 mod scope;
@@ -65,11 +65,11 @@ pub use error::{Error, ErrorKind};
 pub use layer::{BoxError, CloneBodyFn, IdmAuth, IdmAuthLayer, KnownBodies, NoReplay, ReplayBody};
 #[cfg(feature = "reqwest")]
 pub use middleware::IdmAuthMiddleware;
-pub use scope::TokenScope;
+pub use scope::{API_URL_ENV, TokenScope};
 pub use token::policy;
 pub use token::{
     AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, ENVIRONMENT_ENV,
-    Environment, Identity, TokenManager, TokenManagerBuilder,
+    Environment, Identity, TOKEN_URL_ENV, TokenManager, TokenManagerBuilder,
 };
 
 // Compiles the README's examples as doctests.

@@ -6,10 +6,11 @@
 //! use bodhi_auth::testing::{FakeApi, FakeIdm};
 //! use bodhi_auth::{Credentials, IdmAuthMiddleware, TokenManager, TokenScope};
 //!
-//! # let idm = FakeIdm::new();
-//! # let api = FakeApi::new(&idm).serve().await?;
+//! // A fake IDM and a fake Bodhi API on loopback stand in for the real ones.
+//! let idm = FakeIdm::new();
+//! let api = FakeApi::new(&idm).serve().await?;
 //! let manager = TokenManager::builder(Credentials::new("user", "secret"))
-//!     # .fake_idm(&idm)
+//!     .fake_idm(&idm) // in a real program: TokenManager::from_env()?
 //!     .build()?;
 //! let scope = TokenScope::origins([api.url("")])?; // where the token may go
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())

@@ -17,6 +17,9 @@ use std::sync::Arc;
 use crate::origin::Origin;
 use crate::{Error, ErrorKind};
 
+/// The environment variable [`TokenScope::from_env`] reads.
+pub const API_URL_ENV: &str = "BODHI_API_URL";
+
 /// The origins (scheme, host, port) that may receive the Bodhi token.
 ///
 /// A front end adds the token only to requests for these origins; any other request
@@ -85,6 +88,25 @@ impl TokenScope {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TokenScope(Scope::Origins(origins.into())))
+    }
+
+    /// The scope `BODHI_API_URL` names: one origin, or several separated by commas
+    /// (`https://api.example,https://files.example`). Unset or empty is an
+    /// [`ErrorKind::Config`] error, since the front ends need a scope; a value that is
+    /// not a list of http(s) origins is one too, naming the variable.
+    pub fn from_env() -> Result<TokenScope, Error> {
+        let value = crate::env::required(
+            API_URL_ENV,
+            "the Bodhi API origin(s) the token may be sent to, comma-separated",
+        )?;
+        TokenScope::origins(value.split(',').map(str::trim).filter(|s| !s.is_empty())).map_err(
+            |e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("{API_URL_ENV} is {value:?}: {e}"),
+                )
+            },
+        )
     }
 
     /// Every request may carry the token, whatever its origin, relative URIs included.

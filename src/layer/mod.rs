@@ -8,15 +8,16 @@
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
-//! # let idm = FakeIdm::new();
-//! # let api = FakeApi::new(&idm);
+//! // A fake IDM and a fake Bodhi API stand in for the real ones (feature `testing`).
+//! let idm = FakeIdm::new();
+//! let api = FakeApi::new(&idm);
 //! let manager = TokenManager::builder(Credentials::new("user", "secret"))
-//!     # .fake_idm(&idm)
+//!     .fake_idm(&idm) // in a real program: TokenManager::from_env()?
 //!     .build()?;
 //! let scope = TokenScope::origins(["https://api.example"])?; // where the token may go
 //! let service = ServiceBuilder::new()
 //!     .layer(IdmAuthLayer::with_manager(manager, scope))
-//!     .service(api); // any `Service<http::Request<_>>`: a hyper-util client, a channel...
+//!     .service(api); // a hyper-util client, a tonic channel, ... (see below: `Clone`)
 //! let request = http::Request::get("https://api.example/stores").body(Full::<bytes::Bytes>::default())?;
 //! let response = service.oneshot(request).await?;
 //! assert_eq!(response.status(), 200);
@@ -47,6 +48,21 @@
 //!   for which bodies can be copied; without a copy, the 401 is returned after the
 //!   token was invalidated, so the next request gets a fresh token.
 //! - Errors are [`BoxError`]; a token failure is a [`crate::Error`] inside it.
+//!
+//! # The inner service must be `Clone`
+//! [`IdmAuth<S>`] is a `Service` only when `S: Service<http::Request<_>> + Clone`: a
+//! request that waits for a login, or is resent after a 401, is sent by its response
+//! future, which needs its own handle on the service. Clients (hyper-util's, tonic's
+//! channels) are cheap to clone. A middleware that is not `Clone` (tower's `RateLimit`,
+//! `ConcurrencyLimit`) goes *below* a `.buffer(n)`:
+//!
+//! ```text
+//! ServiceBuilder::new()
+//!     .layer(IdmAuthLayer::with_manager(manager, scope))
+//!     .buffer(1024)          // makes what follows Clone
+//!     .rate_limit(100, Duration::from_secs(1))
+//!     .service(client)
+//! ```
 
 mod future;
 #[allow(clippy::module_inception)]

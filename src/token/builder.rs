@@ -21,6 +21,10 @@ pub const DEFAULT_SCOPE: &str = "openid";
 /// the lifetime).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
+/// The environment variable [`TokenManagerBuilder::from_env`] reads the token endpoint
+/// from; it overrides `BODHI_ENV`.
+pub const TOKEN_URL_ENV: &str = "BODHI_TOKEN_URL";
+
 /// The longest duration a knob takes; larger values are clamped, so that no
 /// `Instant` arithmetic can overflow (a year is "never" for a token cache).
 const MAX_KNOB: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -70,6 +74,39 @@ impl TokenManagerBuilder {
             policy: Policy::default(),
             transport: None,
         }
+    }
+
+    /// A builder configured from the environment, by the README's table:
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `BODHI_USERNAME`, `BODHI_PASSWORD` | credentials | required |
+    /// | `BODHI_ENV` | `dev` or `prod` | `prod` |
+    /// | `BODHI_TOKEN_URL` | token endpoint; overrides `BODHI_ENV`; https, or http on loopback | from `BODHI_ENV` |
+    ///
+    /// An empty variable counts as unset; a bad value is an [`ErrorKind::Config`] error
+    /// naming the variable. The builder's other knobs can still be set before `build`.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), bodhi_auth::Error> {
+    /// use std::time::Duration;
+    /// use bodhi_auth::TokenManagerBuilder;
+    ///
+    /// let manager = TokenManagerBuilder::from_env()?
+    ///     .refresh_margin(Duration::from_secs(60))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        let mut builder = TokenManagerBuilder::new(Credentials::from_env()?)
+            .environment(Environment::from_env_or(Environment::Prod)?);
+        if let Some(url) = crate::env::read(TOKEN_URL_ENV)? {
+            // Checked here too, so that the error names the variable.
+            check_token_url(&url)
+                .map_err(|e| Error::new(ErrorKind::Config, format!("{TOKEN_URL_ENV}: {e}")))?;
+            builder = builder.token_url(url);
+        }
+        Ok(builder)
     }
 
     /// Dev or Prod IDM (Prod by default). A [`token_url`](Self::token_url) overrides it.

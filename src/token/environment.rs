@@ -29,13 +29,14 @@ impl Environment {
         }
     }
 
-    /// Reads `BODHI_ENV` (`dev` or `prod`, any case); unset means the given default.
+    /// Reads `BODHI_ENV` (`dev` or `prod`, any case); unset or empty means the given
+    /// default. Anything else is an [`ErrorKind::Config`] error naming the variable.
     pub fn from_env_or(default: Environment) -> Result<Environment, Error> {
-        match std::env::var(ENVIRONMENT_ENV) {
-            Err(_) => Ok(default),
-            Ok(value) if value.eq_ignore_ascii_case("dev") => Ok(Environment::Dev),
-            Ok(value) if value.eq_ignore_ascii_case("prod") => Ok(Environment::Prod),
-            Ok(value) => Err(Error::new(
+        match crate::env::read(ENVIRONMENT_ENV)? {
+            None => Ok(default),
+            Some(value) if value.eq_ignore_ascii_case("dev") => Ok(Environment::Dev),
+            Some(value) if value.eq_ignore_ascii_case("prod") => Ok(Environment::Prod),
+            Some(value) => Err(Error::new(
                 ErrorKind::Config,
                 format!("{ENVIRONMENT_ENV} is {value:?}; expected `dev` or `prod`"),
             )),

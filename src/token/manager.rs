@@ -95,6 +95,12 @@ impl TokenManager {
         TokenManagerBuilder::new(credentials)
     }
 
+    /// A manager configured from the environment (`BODHI_USERNAME`, `BODHI_PASSWORD`,
+    /// `BODHI_ENV`, `BODHI_TOKEN_URL`): see [`TokenManagerBuilder::from_env`]. No I/O.
+    pub fn from_env() -> Result<TokenManager, Error> {
+        TokenManagerBuilder::from_env()?.build()
+    }
+
     /// A manager for the Prod IDM with every default. Infallible and free of I/O.
     pub fn new(credentials: Credentials) -> TokenManager {
         match Self::builder(credentials).build() {

@@ -14,7 +14,9 @@ mod state;
 pub(crate) mod transport;
 
 pub use access_token::AccessToken;
-pub use builder::{DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TokenManagerBuilder};
+pub use builder::{
+    DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TOKEN_URL_ENV, TokenManagerBuilder,
+};
 pub use claims::Identity;
 #[cfg(feature = "testing")]
 pub(crate) use claims::base64url_encode;
