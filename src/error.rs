@@ -114,6 +114,11 @@ impl Error {
         self.edit(|i| i.source = Some(Box::new(source)))
     }
 
+    /// The message alone, without the kind in front (for wrapping it in another).
+    pub(crate) fn message(&self) -> &str {
+        &self.inner.message
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind

@@ -103,7 +103,7 @@ impl TokenScope {
             |e| {
                 Error::new(
                     ErrorKind::Config,
-                    format!("{API_URL_ENV} is {value:?}: {e}"),
+                    format!("{API_URL_ENV} is {value:?}: {}", e.message()),
                 )
             },
         )

@@ -63,6 +63,13 @@ fn the_environment_table_is_read_by_one_rule() {
     // BODHI_TOKEN_URL overrides BODHI_ENV, under the https-or-loopback rule.
     set("BODHI_TOKEN_URL", "http://idm.example/token");
     config_error_naming(TokenManager::from_env(), "BODHI_TOKEN_URL");
+    set("BODHI_TOKEN_URL", "https://svc:hunter2@idm.example/token");
+    config_error_naming(TokenManager::from_env(), "BODHI_TOKEN_URL");
+    let err = TokenManager::from_env().unwrap_err().to_string();
+    assert!(
+        !err.contains("hunter2"),
+        "a password in the URL is never echoed: {err}"
+    );
     set("BODHI_TOKEN_URL", "");
     assert_eq!(TokenManager::from_env().unwrap().token_url(), dev);
 

@@ -896,3 +896,23 @@ async fn the_fake_ends_idle_sessions_and_their_access_tokens_like_keycloak() {
     assert_eq!(idm.validate(token.secret()), None);
     assert_eq!(idm.active_sessions(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_refresh_is_never_presented_again() {
+    // The IDM may have processed a refresh whose answer never came: with single-use
+    // refresh tokens, presenting it again would revoke the session.
+    let idm = FakeIdm::new();
+    idm.set_access_ttl(Duration::from_secs(100));
+    let manager = manager(&idm);
+    manager.access_token().await.unwrap();
+    advance(Duration::from_secs(101)).await; // expired: callers wait for the flight
+    idm.push_faults([Fault::Delay(Duration::from_secs(3600))]);
+    let token = manager.access_token().await.unwrap();
+    assert_eq!(idm.validate(token.secret()).as_deref(), Some("user"));
+    let grants: Vec<_> = idm
+        .requests()
+        .iter()
+        .map(|r| r.grant_type().unwrap().to_owned())
+        .collect();
+    assert_eq!(grants, ["password", "refresh_token", "password"]);
+}

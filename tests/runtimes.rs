@@ -237,3 +237,32 @@ fn a_flight_never_reuses_a_connection_pooled_by_an_idle_runtime() {
     assert_eq!(idm.token_requests(), 2);
     drop(server);
 }
+
+#[test]
+fn joining_a_flight_from_a_runtime_without_timers_is_a_config_error() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_secs(3600)); // the flight stays in progress
+    let manager = builder(&idm).build().unwrap();
+    let driven = current_thread();
+    let _parked = park_a_flight(&driven, &idm, &manager, 1);
+
+    let no_timers = Builder::new_current_thread().build().unwrap();
+    let err = no_timers.block_on(manager.access_token()).unwrap_err();
+    assert_eq!(err.kind(), bodhi_auth::ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("enable_time"), "{err}");
+    no_timers.block_on(manager.settled()); // returns at once, no panic
+    assert_eq!(idm.token_requests(), 1);
+}
+
+#[test]
+fn logout_ends_the_session_of_a_refresh_parked_in_an_idle_runtime() {
+    let (idm, manager, driven) = logged_in_then_rejected();
+    let idle = current_thread();
+    let _parked = park_a_flight(&idle, &idm, &manager, 2); // the refresh went out
+    driven
+        .block_on(async { tokio::time::timeout(HANG, manager.logout()).await })
+        .expect("logout answers, not hangs")
+        .expect("logged out");
+    assert_eq!(idm.logouts(), 1);
+    assert_eq!(idm.active_sessions(), 0, "no session left behind");
+}

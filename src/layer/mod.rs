@@ -39,8 +39,9 @@
 //!   which records the last URI it requested as `RequestUri` in the response): a 401
 //!   from a redirect target is never answered with a resend, because the request that
 //!   was redirected has already been processed. The token is invalidated only when that
-//!   target is on the request's own origin; another origin never got the token (tower-http
-//!   drops `Authorization` on such a hop), so its 401 comes back as it is.
+//!   target is on the request's own origin; another origin never got the token (with its
+//!   default `Standard` policy, tower-http drops `Authorization` on such a hop; a policy
+//!   that keeps credentials across origins defeats that), so its 401 comes back as it is.
 //! - Redirects followed *above* the layer (`FollowRedirectLayer` outside it) pass each
 //!   hop through the layer again: a hop gets the token only if its origin is in the
 //!   scope. With `any_origin()`, every hop gets it, whatever origin the `Location` names.

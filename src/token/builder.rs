@@ -102,8 +102,12 @@ impl TokenManagerBuilder {
             .environment(Environment::from_env_or(Environment::Prod)?);
         if let Some(url) = crate::env::read(TOKEN_URL_ENV)? {
             // Checked here too, so that the error names the variable.
-            check_token_url(&url)
-                .map_err(|e| Error::new(ErrorKind::Config, format!("{TOKEN_URL_ENV}: {e}")))?;
+            check_token_url(&url).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("{TOKEN_URL_ENV}: {}", e.message()),
+                )
+            })?;
             builder = builder.token_url(url);
         }
         Ok(builder)
@@ -267,13 +271,23 @@ impl TokenManagerBuilder {
 
 /// HTTPS only, except loopback: a password must never cross a network in clear text.
 fn check_token_url(url: &str) -> Result<reqwest::Url, Error> {
+    // Not echoed: a mistyped URL may still hold a password.
     let parsed = reqwest::Url::parse(url).map_err(|e| {
         Error::new(
             ErrorKind::Config,
-            format!("the token URL {url:?} is not a URL"),
+            format!("the token URL is not a URL ({e})"),
         )
         .with_source(e)
     })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // It would be printed wherever the URL is (logs, errors, `Debug`), and reqwest
+        // would not send it the way it is written anyway.
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the token URL must not carry a user name or password: the IDM takes them in \
+             the login form (`Credentials`)",
+        ));
+    }
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if is_loopback(&parsed) => Ok(parsed),
@@ -316,6 +330,8 @@ mod tests {
         }
         for bad in [
             "http://localhost.example.com/token",
+            "https://svc:hunter2@idm.example/token",
+            "https://svc@idm.example/token",
             "http://10.0.0.1/token",
             "http://login.hotschedules.io/token",
             "ftp://127.0.0.1/token",

@@ -32,7 +32,7 @@ pub(crate) async fn run(
     let started = Instant::now();
     let outcome = match fetch(&inner, id, deadline).await {
         Ok(fresh) => Ok(fresh),
-        Err(Stop::Failed(error)) => Err(error),
+        Err(Stop::Failed(error) | Stop::RefreshMaybeSpent(error)) => Err(error),
         Err(Stop::Superseded) => {
             // Another flight replaced this one (taken over, detached or abandoned):
             // record nothing; dropping `tx` tells any waiter left to look again.
@@ -72,6 +72,10 @@ enum Stop {
     Failed(Error),
     /// The flight is no longer the current one, and sent nothing more.
     Superseded,
+    /// A refresh grant went unanswered: the IDM may have processed it, so the refresh
+    /// token may be spent (Keycloak can make them single-use, and revokes the session
+    /// on reuse). It is not presented again.
+    RefreshMaybeSpent(Error),
 }
 
 impl From<Error> for Stop {
@@ -125,6 +129,14 @@ async fn fetch(inner: &Arc<Inner>, id: u64, deadline: Instant) -> Result<Fresh, 
                 return Ok(fresh(inner, response, sent_at, Some(&refresh))?);
             }
             Err(Stop::Superseded) => return Err(Stop::Superseded),
+            Err(Stop::RefreshMaybeSpent(error)) => {
+                tracing::debug!(
+                    target: "bodhi_auth",
+                    %error,
+                    "refresh unanswered; logging in with the password grant rather than presenting it again"
+                );
+                inner.shared.write().forget_refresh(&refresh);
+            }
             // Transient: keep the refresh token for the next flight (huskarl's lesson).
             Err(Stop::Failed(error)) if error.kind() == ErrorKind::Unavailable => {
                 return Err(error.into());
@@ -256,7 +268,11 @@ async fn request_token(
                         shown_duration(budget)
                     )
                 };
-                Error::new(ErrorKind::Unavailable, message)
+                let error = Error::new(ErrorKind::Unavailable, message);
+                if matches!(grant, Grant::Refresh(_)) {
+                    return Err(Stop::RefreshMaybeSpent(error));
+                }
+                error
             }
             Ok(Err(error)) => error,
             Ok(Ok(reply)) => {

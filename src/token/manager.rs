@@ -39,6 +39,11 @@ use crate::{Credentials, Error, ErrorKind};
 /// own HTTP client keeps no pooled connections, since a pooled connection is driven by
 /// the runtime that opened it.
 ///
+/// Paused Tokio time (`start_paused`, tests only) belongs to one runtime: a caller on a
+/// paused runtime that waits for a flight running on another one sees its bound pass as
+/// soon as it is idle, and takes the flight over (a second login). Keep a paused test's
+/// callers and flights on one runtime.
+///
 /// The retry, backoff and cooldown rules are in [the resilience policy](crate::policy).
 ///
 /// ```
@@ -210,6 +215,9 @@ impl TokenManager {
                 Next::Wait(flight) => flight,
                 Next::Answer(answer) => return answer,
             };
+            // Joining a flight started on another runtime still needs timers here, to
+            // bound the wait: without them, the same error as starting one.
+            idm_runtime()?;
             match self.wait_bounded(&flight).await {
                 Waited::Landed(result) => return result,
                 Waited::Ended => {
@@ -333,7 +341,8 @@ impl TokenManager {
     /// ```
     pub async fn settled(&self) {
         let flight = self.inner.shared.read().state.flight().cloned();
-        if let Some(flight) = flight {
+        // Without a runtime with timers no wait can be bounded: return at once.
+        if let Some(flight) = flight.filter(|_| idm_runtime().is_ok()) {
             // An ended or stalled flight is not running either.
             let _ = self.wait_bounded(&flight).await;
         }
@@ -423,9 +432,16 @@ impl TokenManager {
             };
             tracing::debug!(target: "bodhi_auth", flight = flight.id, "logout waits for the token flight");
             if !matches!(self.wait_bounded(&flight).await, Waited::Landed(_)) {
-                // Gone or stalled: forget it rather than wait again. Should it ever run
-                // again, it sends nothing more.
-                self.inner.shared.write().abandon(flight.id);
+                // Gone or stalled: forget it (should it ever run again, it sends nothing
+                // more) and end the session now. Abandoning drops a refresh token the
+                // flight may already have presented, so that no grant presents it twice;
+                // the logout may still present it: ending a session twice is harmless.
+                let mut shared = self.inner.shared.write();
+                let refresh = shared.refresh.clone();
+                if shared.abandon(flight.id) {
+                    shared.clear();
+                    return refresh;
+                }
             }
         }
     }
