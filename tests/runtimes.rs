@@ -138,14 +138,15 @@ fn a_superseded_flight_sends_nothing_more_when_its_runtime_runs_again() {
 #[test]
 fn a_background_refresh_parked_in_an_idle_runtime_is_taken_over_after_expiry() {
     let idm = FakeIdm::new();
-    idm.set_access_ttl(Duration::from_secs(2)); // refresh-due after 1 s
+    idm.set_access_ttl(Duration::from_secs(10)); // refresh-due after 5 s
     let manager = builder(&idm).build().unwrap();
     let idle = current_thread();
     let first = token_on(&idle, &manager).unwrap();
 
-    // At refresh-due the idle runtime's caller is served at once, and the refresh is
-    // spawned on that runtime, which is not driven again.
-    let due = first.expires_at() - Duration::from_millis(500);
+    // Past refresh-due (by 1 s, and 4 s before expiry: room for a slow wake-up) the
+    // idle runtime's caller is served at once, and the refresh is spawned on that
+    // runtime, which is not driven again.
+    let due = first.expires_at() - Duration::from_secs(4);
     idle.block_on(async { tokio::time::sleep_until(due).await });
     let served = token_on(&idle, &manager).unwrap();
     assert!(served.same_token(&first), "served at refresh-due");
