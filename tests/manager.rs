@@ -14,6 +14,16 @@ fn manager(idm: &FakeIdm) -> TokenManager {
     builder(idm).build().unwrap()
 }
 
+/// A runtime of its own under paused time, for tests that need more than one runtime or
+/// none at all between steps.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 // 1. Password grant -------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
@@ -719,13 +729,7 @@ async fn logout_ends_the_session_and_clears_the_cache() {
 fn logout_outside_a_runtime_is_a_config_error_and_keeps_the_session() {
     use futures_util::FutureExt;
 
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
+    let runtime = paused_runtime;
     let idm = FakeIdm::new();
     let manager = manager(&idm);
     runtime().block_on(manager.access_token()).unwrap();
@@ -790,13 +794,7 @@ async fn logout_during_a_login_ends_the_session_that_login_opens() {
 
 #[test]
 fn a_refresh_whose_runtime_died_before_it_ran_does_not_jam_the_manager() {
-    let paused = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
+    let paused = paused_runtime;
     let idm = FakeIdm::new();
     idm.set_access_ttl(Duration::from_secs(100));
     let manager = manager(&idm);
@@ -857,11 +855,7 @@ async fn a_slow_idm_and_short_tokens_do_not_make_refreshes_back_to_back() {
 
 #[test]
 fn absurd_configuration_durations_do_not_overflow() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     runtime.block_on(async {
         let idm = FakeIdm::new();
         let manager = TokenManager::builder(Credentials::new("user", "secret"))
