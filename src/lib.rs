@@ -38,8 +38,12 @@
 
 mod credentials;
 mod env;
+mod environment;
 mod error;
+mod idm;
+mod manager;
 mod origin;
+pub mod policy;
 mod scope;
 mod token;
 
@@ -60,17 +64,18 @@ pub use reqwest;
 pub use reqwest_middleware;
 
 pub use credentials::{Credentials, PASSWORD_ENV, USERNAME_ENV};
+pub use environment::{ENVIRONMENT_ENV, Environment};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "tower")]
 pub use layer::{BoxError, CloneBodyFn, IdmAuth, IdmAuthLayer, KnownBodies, NoReplay, ReplayBody};
+pub use manager::{
+    DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TOKEN_URL_ENV, TokenManager,
+    TokenManagerBuilder,
+};
 #[cfg(feature = "reqwest")]
 pub use middleware::IdmAuthMiddleware;
 pub use scope::{API_URL_ENV, TokenScope};
-pub use token::policy;
-pub use token::{
-    AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, ENVIRONMENT_ENV,
-    Environment, Identity, TOKEN_URL_ENV, TokenManager, TokenManagerBuilder,
-};
+pub use token::{AccessToken, Identity};
 
 // Compiles the README's examples as doctests.
 #[cfg(doctest)]

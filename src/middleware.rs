@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The rules are the Tower layer's ([`crate::layer`]): the header is set on requests for
-//! the origins of the middleware's [`TokenScope`](crate::TokenScope) unless the request
+//! the origins of the middleware's [`TokenScope`] unless the request
 //! has one; on a 401 to our token, the token is invalidated and the request is resent
 //! once when `Request::try_clone()` succeeds (not for streaming bodies) and the token
 //! changed. Token failures are `reqwest_middleware::Error::Middleware` wrapping a
@@ -40,8 +40,8 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
+use crate::manager::Rejector;
 use crate::origin::{Origin, OriginKey};
-use crate::token::Rejector;
 use crate::{Credentials, TokenManager, TokenScope};
 
 /// Authenticates reqwest requests for the origins of its [`TokenScope`] with a Bodhi

@@ -13,8 +13,8 @@ use tower_service::Service;
 
 use super::BoxError;
 use super::service::set_token;
+use crate::manager::{Rejector, Replacement};
 use crate::origin::{Origin, OriginKey};
-use crate::token::{Rejector, Replacement};
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use zeroize::Zeroize;
 
+use crate::idm::transport::{BoxFuture, IdmReply, IdmRequest, Transport, body_too_large};
 use crate::token::base64url_encode;
-use crate::token::transport::{BoxFuture, IdmReply, IdmRequest, Transport, body_too_large};
 use crate::{DEFAULT_CLIENT_ID, Error, ErrorKind};
 
 /// What the fake IDM does with one request instead of answering normally.

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::access_token::AccessToken;
-use super::policy::Policy;
+use crate::policy::Policy;
+use crate::token::AccessToken;
 use crate::{Credentials, Error, ErrorKind};
 
 /// What every waiter of a flight receives.

@@ -248,7 +248,7 @@ impl Transport for ReqwestTransport {
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
-                .and_then(super::idm::parse_retry_after);
+                .and_then(super::wire::parse_retry_after);
             if response
                 .content_length()
                 .is_some_and(|len| len > body_limit as u64)

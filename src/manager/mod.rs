@@ -7,14 +7,20 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::time::Instant;
 
-use super::access_token::AccessToken;
-use super::builder::TokenManagerBuilder;
-use super::flight;
-use super::idm;
-use super::policy::Policy;
-use super::state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
-use super::transport::Transport;
+mod builder;
+mod flight;
+mod state;
+
+pub use builder::{
+    DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TOKEN_URL_ENV, TokenManagerBuilder,
+};
+
+use crate::idm::transport::Transport;
+use crate::idm::wire as idm;
+use crate::policy::Policy;
+use crate::token::AccessToken;
 use crate::{Credentials, Error, ErrorKind};
+use state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
 
 /// Gets, caches and renews Bodhi access tokens.
 ///

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use super::access_token::AccessToken;
-use super::idm::{self, GrantKind, TokenResponse};
-use super::manager::Inner;
+use super::Inner;
 use super::state::{FlightResult, Fresh, RefreshToken};
-use super::transport;
 use crate::error::shown_duration;
+use crate::idm::transport;
+use crate::idm::wire::{self as idm, GrantKind, TokenResponse};
+use crate::token::AccessToken;
 use crate::{Credentials, Error, ErrorKind};
 
 /// The task body: fetch, record, publish.

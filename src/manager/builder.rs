@@ -4,10 +4,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::environment::Environment;
-use super::manager::{Config, TokenManager};
-use super::policy::Policy;
-use super::transport::{ReqwestTransport, Transport};
+use super::{Config, TokenManager};
+use crate::environment::Environment;
+use crate::idm::transport::{ReqwestTransport, Transport};
+use crate::policy::Policy;
 use crate::{Credentials, Error, ErrorKind};
 
 /// The OAuth client id the vendor document prescribes.

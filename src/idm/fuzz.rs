@@ -4,9 +4,9 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::claims::{base64url_encode, decode_identity, decode_payload};
-use super::idm::{GrantKind, parse_retry_after, parse_token_response, read_token_reply};
 use super::transport::IdmReply;
+use super::wire::{GrantKind, parse_retry_after, parse_token_response, read_token_reply};
+use crate::token::{base64url_encode, decode_identity, decode_payload};
 
 /// Any JSON value, a few levels deep.
 fn any_json() -> impl Strategy<Value = Value> {
