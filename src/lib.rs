@@ -42,15 +42,17 @@ mod environment;
 mod error;
 mod idm;
 mod manager;
-mod origin;
 pub mod policy;
-mod scope;
 mod token;
 
+mod front;
+
 #[cfg(feature = "tower")]
-pub mod layer;
+#[doc(inline)]
+pub use front::layer;
 #[cfg(feature = "reqwest")]
-pub mod middleware;
+#[doc(inline)]
+pub use front::middleware;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -66,6 +68,7 @@ pub use reqwest_middleware;
 pub use credentials::{Credentials, PASSWORD_ENV, USERNAME_ENV};
 pub use environment::{ENVIRONMENT_ENV, Environment};
 pub use error::{Error, ErrorKind};
+pub use front::scope::{API_URL_ENV, TokenScope};
 #[cfg(feature = "tower")]
 pub use layer::{BoxError, CloneBodyFn, IdmAuth, IdmAuthLayer, KnownBodies, NoReplay, ReplayBody};
 pub use manager::{
@@ -74,7 +77,6 @@ pub use manager::{
 };
 #[cfg(feature = "reqwest")]
 pub use middleware::IdmAuthMiddleware;
-pub use scope::{API_URL_ENV, TokenScope};
 pub use token::{AccessToken, Identity};
 
 // Compiles the README's examples as doctests.

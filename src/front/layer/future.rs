@@ -13,8 +13,8 @@ use tower_service::Service;
 
 use super::BoxError;
 use super::service::set_token;
-use crate::manager::{Rejector, Replacement};
-use crate::origin::{Origin, OriginKey};
+use crate::front::origin::{Origin, OriginKey};
+use crate::front::{Rejector, Replacement, note_rejection, replace_rejected};
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
@@ -180,12 +180,12 @@ where
                         // token's weak link to its manager suffices: if the manager is
                         // gone, so is the cache the token sat in.
                         if let Some(manager) = rejected.issuer() {
-                            manager.note_rejection(&rejected, by);
+                            note_rejection(&manager, &rejected, by);
                         }
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
                     };
-                    match replay.manager.replace_rejected(&rejected, by) {
+                    match replace_rejected(&replay.manager, &rejected, by) {
                         Replacement::Ready(fresh) => resend(replay, &fresh),
                         Replacement::None => {
                             this.state.set(State::Done);

@@ -40,8 +40,8 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::manager::Rejector;
-use crate::origin::{Origin, OriginKey};
+use crate::front::origin::{Origin, OriginKey};
+use crate::front::{Rejector, note_rejection, replacement_for};
 use crate::{Credentials, TokenManager, TokenScope};
 
 /// Authenticates reqwest requests for the origins of its [`TokenScope`] with a Bodhi
@@ -121,15 +121,14 @@ impl Middleware for IdmAuthMiddleware {
         let last = response.url();
         let Some(mut copy) = copy else {
             let same_origin = sent_to == Some(OriginKey::of(Origin::of_url(last)));
-            self.manager
-                .note_rejection(&token, Rejector::by_origin(same_origin));
+            note_rejection(&self.manager, &token, Rejector::by_origin(same_origin));
             return Ok(response);
         };
         let by = Rejector::after(
             copy.url() == last,
             Origin::same(Origin::of_url(copy.url()), Origin::of_url(last)),
         );
-        let Some(fresh) = self.manager.replacement_for(&token, by).await else {
+        let Some(fresh) = replacement_for(&self.manager, &token, by).await else {
             return Ok(response);
         };
         drop(response);

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::origin::Origin;
+use super::origin::Origin;
 use crate::{Error, ErrorKind};
 
 /// The environment variable [`TokenScope::from_env`] reads.
