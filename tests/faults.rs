@@ -7,12 +7,8 @@ use bodhi_auth::testing::{FakeIdm, Fault};
 use bodhi_auth::{Credentials, Error, ErrorKind, TokenManager};
 use tokio::time::{Instant, advance, sleep};
 
-fn manager(idm: &FakeIdm) -> TokenManager {
-    TokenManager::builder(Credentials::new("user", "secret"))
-        .fake_idm(idm)
-        .build()
-        .unwrap()
-}
+mod support;
+use support::manager;
 
 /// Times of the IDM requests, relative to `start`.
 fn request_offsets(idm: &FakeIdm, start: Instant) -> Vec<Duration> {

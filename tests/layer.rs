@@ -15,14 +15,10 @@ use http_body_util::Full;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_test::mock;
 
-type Body = Full<Bytes>;
+mod support;
+use support::manager;
 
-fn manager(idm: &FakeIdm) -> TokenManager {
-    TokenManager::builder(Credentials::new("user", "secret"))
-        .fake_idm(idm)
-        .build()
-        .unwrap()
-}
+type Body = Full<Bytes>;
 
 /// The origin every request here goes to.
 fn scope() -> TokenScope {

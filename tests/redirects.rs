@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{Credentials, IdmAuthLayer, IdmAuthMiddleware, TokenManager, TokenScope};
+use bodhi_auth::{IdmAuthLayer, IdmAuthMiddleware, TokenScope};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, LOCATION};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -18,12 +18,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
-fn manager(idm: &FakeIdm) -> TokenManager {
-    TokenManager::builder(Credentials::new("user", "secret"))
-        .fake_idm(idm)
-        .build()
-        .unwrap()
-}
+mod support;
+use support::manager;
 
 /// Every request a web of sites received, as `"<method> <uri> <with token|no token>"`.
 type Seen = Arc<Mutex<Vec<String>>>;

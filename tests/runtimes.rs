@@ -13,6 +13,8 @@ use bodhi_auth::testing::{FakeIdm, Fault};
 use bodhi_auth::{AccessToken, Credentials, Error, TokenManager, TokenManagerBuilder};
 use tokio::runtime::{Builder, Runtime};
 
+mod support;
+
 const LATENCY: Duration = Duration::from_millis(100);
 const FLIGHT_DEADLINE: Duration = Duration::from_secs(1);
 /// Only turns a hang into a failure; a working takeover answers in about 2 s.
@@ -23,9 +25,7 @@ fn current_thread() -> Runtime {
 }
 
 fn builder(idm: &FakeIdm) -> TokenManagerBuilder {
-    TokenManager::builder(Credentials::new("user", "secret"))
-        .fake_idm(idm)
-        .flight_deadline(FLIGHT_DEADLINE)
+    support::builder(idm).flight_deadline(FLIGHT_DEADLINE)
 }
 
 /// `manager.access_token()` on `runtime`, failing the test instead of hanging.

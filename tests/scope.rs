@@ -12,12 +12,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
 
-fn manager(idm: &FakeIdm) -> TokenManager {
-    TokenManager::builder(Credentials::new("user", "secret"))
-        .fake_idm(idm)
-        .build()
-        .unwrap()
-}
+mod support;
+use support::manager;
 
 /// What each request reached the network with: (host, had an Authorization header).
 type Seen = Arc<Mutex<Vec<(String, bool)>>>;

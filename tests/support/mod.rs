@@ -1,6 +1,11 @@
 //! Helpers shared by test binaries (the fake IDM and API live in `bodhi_auth::testing`).
+//! Each binary uses a part of them.
+#![allow(dead_code)]
 
 use std::io::Write;
+
+use bodhi_auth::testing::FakeIdm;
+use bodhi_auth::{Credentials, TokenManager, TokenManagerBuilder};
 use std::sync::{Arc, Mutex};
 
 /// Every line the global tracing subscriber writes, at TRACE level.
@@ -40,4 +45,24 @@ impl Write for CapturedLogs {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A manager builder for the fake IDM's `user` / `secret`, in memory.
+pub fn builder(idm: &FakeIdm) -> TokenManagerBuilder {
+    TokenManager::builder(Credentials::new("user", "secret")).fake_idm(idm)
+}
+
+/// [`builder`] with every default.
+pub fn manager(idm: &FakeIdm) -> TokenManager {
+    builder(idm).build().unwrap()
+}
+
+/// A runtime of its own under paused time, for tests that need more than one runtime or
+/// none at all between steps.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
