@@ -9,25 +9,17 @@ use bodhi_auth::testing::FakeIdm;
 use tokio::time::{advance, sleep};
 
 mod support;
-use support::{manager, paused_runtime};
+use support::{manager, paused_runtime, spawn_caller};
 
 #[tokio::test(start_paused = true)]
 async fn aborting_the_caller_that_started_a_login_strands_no_waiter() {
     let idm = FakeIdm::new();
     idm.set_latency(Duration::from_secs(1));
     let manager = manager(&idm);
-    let starter = {
-        let manager = manager.clone();
-        tokio::spawn(async move { manager.access_token().await })
-    };
+    let starter = spawn_caller(&manager);
     sleep(Duration::from_millis(10)).await;
     assert_eq!(idm.token_requests(), 1);
-    let waiters: Vec<_> = (0..10)
-        .map(|_| {
-            let manager = manager.clone();
-            tokio::spawn(async move { manager.access_token().await })
-        })
-        .collect();
+    let waiters: Vec<_> = (0..10).map(|_| spawn_caller(&manager)).collect();
     sleep(Duration::from_millis(10)).await;
     starter.abort();
     assert!(starter.await.unwrap_err().is_cancelled());
@@ -44,10 +36,7 @@ async fn a_login_whose_only_caller_was_aborted_still_lands_in_the_cache() {
     let idm = FakeIdm::new();
     idm.set_latency(Duration::from_secs(1));
     let manager = manager(&idm);
-    let caller = {
-        let manager = manager.clone();
-        tokio::spawn(async move { manager.access_token().await })
-    };
+    let caller = spawn_caller(&manager);
     sleep(Duration::from_millis(10)).await;
     caller.abort();
     sleep(Duration::from_secs(2)).await;

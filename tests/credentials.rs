@@ -9,7 +9,7 @@ use bodhi_auth::{Credentials, ErrorKind, TokenManager};
 use tokio::time::sleep;
 
 mod support;
-use support::manager;
+use support::{manager, spawn_caller};
 
 #[tokio::test(start_paused = true)]
 async fn replacing_the_credentials_ends_the_cooldown() {
@@ -56,10 +56,7 @@ async fn setting_the_same_credentials_again_keeps_the_login_in_flight() {
     let idm = FakeIdm::new();
     idm.set_latency(Duration::from_secs(1));
     let manager = manager(&idm);
-    let login = {
-        let manager = manager.clone();
-        tokio::spawn(async move { manager.access_token().await })
-    };
+    let login = spawn_caller(&manager);
     idm.wait_for_requests(1).await; // the login is in flight
     manager.set_credentials(Credentials::new("user", "secret"));
     let token = manager.access_token().await.unwrap();
@@ -75,10 +72,7 @@ async fn a_new_password_detaches_a_login_still_using_the_old_one() {
         .fake_idm(&idm)
         .build()
         .unwrap();
-    let old_login = {
-        let manager = manager.clone();
-        tokio::spawn(async move { manager.access_token().await })
-    };
+    let old_login = spawn_caller(&manager);
     idm.wait_for_requests(1).await; // the login is in flight
     manager.set_credentials(Credentials::new("user", "secret"));
     let refused = old_login.await.unwrap().unwrap_err();

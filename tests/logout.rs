@@ -8,7 +8,7 @@ use bodhi_auth::ErrorKind;
 use bodhi_auth::testing::FakeIdm;
 
 mod support;
-use support::{builder, manager, paused_runtime};
+use support::{builder, manager, paused_runtime, spawn_caller};
 
 #[tokio::test(start_paused = true)]
 async fn logout_ends_the_session_and_clears_the_cache() {
@@ -67,10 +67,7 @@ async fn logout_during_a_login_ends_the_session_that_login_opens() {
     let idm = FakeIdm::new();
     idm.set_latency(Duration::from_secs(1));
     let manager = manager(&idm);
-    let login = {
-        let manager = manager.clone();
-        tokio::spawn(async move { manager.access_token().await })
-    };
+    let login = spawn_caller(&manager);
     idm.wait_for_requests(1).await; // the login is in flight
     assert_eq!(idm.password_grants(), 1);
     manager.logout().await.unwrap();

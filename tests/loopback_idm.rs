@@ -10,6 +10,9 @@ use bodhi_auth::{Credentials, ErrorKind, TokenManager, TokenManagerBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+mod support;
+use support::concurrent_callers;
+
 fn builder(token_url: &str) -> TokenManagerBuilder {
     TokenManager::builder(Credentials::new("user", "secret")).token_url(token_url)
 }
@@ -55,16 +58,11 @@ async fn concurrent_callers_over_http_cause_one_login() {
     idm.set_latency(Duration::from_millis(200));
     let server = idm.serve().await.unwrap();
     let manager = builder(&server.token_url()).build().unwrap();
-    let callers: Vec<_> = (0..200)
-        .map(|_| {
-            let manager = manager.clone();
-            tokio::spawn(async move { manager.access_token().await })
-        })
+    let tokens: Vec<_> = concurrent_callers(&manager, 200)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
         .collect();
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap().unwrap());
-    }
     assert_eq!(idm.token_requests(), 1);
     assert!(tokens.iter().all(|t| t.same_token(&tokens[0])));
 }

@@ -8,23 +8,18 @@ use bodhi_auth::ErrorKind;
 use bodhi_auth::testing::{FakeIdm, Fault};
 
 mod support;
-use support::manager;
+use support::{concurrent_callers, manager};
 
 #[tokio::test(start_paused = true)]
 async fn thousand_concurrent_callers_cause_one_login_and_share_its_token() {
     let idm = FakeIdm::new();
     idm.set_latency(Duration::from_millis(100));
     let manager = manager(&idm);
-    let callers: Vec<_> = (0..1000)
-        .map(|_| {
-            let manager = manager.clone();
-            tokio::spawn(async move { manager.access_token().await })
-        })
+    let tokens: Vec<_> = concurrent_callers(&manager, 1000)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
         .collect();
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap().unwrap());
-    }
     assert_eq!(idm.token_requests(), 1);
     assert!(tokens.iter().all(|t| t.same_token(&tokens[0])));
 }
@@ -38,16 +33,11 @@ async fn thousand_concurrent_callers_share_one_error() {
         r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#,
     )));
     let manager = manager(&idm);
-    let callers: Vec<_> = (0..1000)
-        .map(|_| {
-            let manager = manager.clone();
-            tokio::spawn(async move { manager.access_token().await })
-        })
+    let errors: Vec<_> = concurrent_callers(&manager, 1000)
+        .await
+        .into_iter()
+        .map(Result::unwrap_err)
         .collect();
-    let mut errors = Vec::new();
-    for caller in callers {
-        errors.push(caller.await.unwrap().unwrap_err());
-    }
     assert_eq!(idm.token_requests(), 1);
     assert!(errors.iter().all(|e| e.same_as(&errors[0])));
     assert_eq!(errors[0].kind(), ErrorKind::InvalidCredentials);

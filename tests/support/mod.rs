@@ -5,8 +5,9 @@
 use std::io::Write;
 
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{Credentials, TokenManager, TokenManagerBuilder};
+use bodhi_auth::{AccessToken, Credentials, Error, TokenManager, TokenManagerBuilder};
 use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
 
 /// Every line the global tracing subscriber writes, at TRACE level.
 #[derive(Clone, Default)]
@@ -65,4 +66,23 @@ pub fn paused_runtime() -> tokio::runtime::Runtime {
         .start_paused(true)
         .build()
         .unwrap()
+}
+
+/// One more caller: `access_token()` in a task of its own, owned by no other caller.
+pub fn spawn_caller(manager: &TokenManager) -> JoinHandle<Result<AccessToken, Error>> {
+    let manager = manager.clone();
+    tokio::spawn(async move { manager.access_token().await })
+}
+
+/// `n` callers at once; their answers, in the order they were started.
+pub async fn concurrent_callers(
+    manager: &TokenManager,
+    n: usize,
+) -> Vec<Result<AccessToken, Error>> {
+    let callers: Vec<_> = (0..n).map(|_| spawn_caller(manager)).collect();
+    let mut answers = Vec::with_capacity(n);
+    for caller in callers {
+        answers.push(caller.await.expect("a caller panicked"));
+    }
+    answers
 }
