@@ -43,6 +43,7 @@ mod error;
 mod idm;
 mod manager;
 pub mod policy;
+pub mod store;
 mod token;
 
 mod front;

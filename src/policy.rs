@@ -40,6 +40,14 @@
 //! one. Until then `invalidate` keeps the token and the front ends return the API's
 //! 401 as it is: a user without rights to an API costs one login per interval, not one
 //! per request.
+//!
+//! **A shared session** (a [store](crate::store)). A manager that needs the IDM first
+//! reads the store, then takes the store's lease for [`DEFAULT_LEASE_TTL`] (10 s),
+//! renewed every third of that while its flight runs, so one process of all those
+//! sharing the session talks to the IDM. Stored times are wall-clock: a stored token is
+//! adopted only until [`DEFAULT_CLOCK_SKEW`] (5 s) before it expires, so processes whose
+//! clocks differ a little never use an expired token. A failed flight's cooldown is
+//! stored too, and other processes wait it out rather than repeat the failure.
 
 use std::time::Duration;
 
@@ -71,6 +79,13 @@ pub const DEFAULT_INVALID_CREDENTIALS_COOLDOWN: Duration = Duration::from_secs(6
 /// Minimum interval between 401-driven re-logins. Example: an API that rejects every
 /// token sees one re-login per 5 s, however many requests it rejects.
 pub const DEFAULT_MIN_RELOGIN_INTERVAL: Duration = Duration::from_secs(5);
+/// Lifetime of a store's lease, renewed every third of it while its holder's flight
+/// runs. Example: a process killed while holding a Redis lease delays the others by at
+/// most 10 s (a file lock ends with the process at once).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// How much clocks of processes sharing a store may differ. Example: a stored token
+/// expiring at 12:00:00 by its writer's clock is adopted until 11:59:55.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(5);
 
 /// The knobs above, as the manager uses them.
 #[derive(Debug, Clone)]
@@ -85,6 +100,8 @@ pub(crate) struct Policy {
     pub(crate) max_cooldown: Duration,
     pub(crate) invalid_credentials_cooldown: Duration,
     pub(crate) min_relogin_interval: Duration,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) clock_skew: Duration,
 }
 
 impl Default for Policy {
@@ -100,6 +117,8 @@ impl Default for Policy {
             max_cooldown: DEFAULT_MAX_COOLDOWN,
             invalid_credentials_cooldown: DEFAULT_INVALID_CREDENTIALS_COOLDOWN,
             min_relogin_interval: DEFAULT_MIN_RELOGIN_INTERVAL,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            clock_skew: DEFAULT_CLOCK_SKEW,
         }
     }
 }

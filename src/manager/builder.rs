@@ -8,6 +8,7 @@ use super::{Config, TokenManager};
 use crate::environment::Environment;
 use crate::idm::transport::{ReqwestTransport, Transport};
 use crate::policy::Policy;
+use crate::store::TokenStore;
 use crate::{Credentials, Error, ErrorKind};
 
 /// The OAuth client id the vendor document prescribes.
@@ -59,6 +60,7 @@ pub struct TokenManagerBuilder {
     client: Option<reqwest::Client>,
     policy: Policy,
     transport: Option<Arc<dyn Transport>>,
+    store: Option<Arc<dyn TokenStore>>,
 }
 
 impl TokenManagerBuilder {
@@ -73,6 +75,7 @@ impl TokenManagerBuilder {
             client: None,
             policy: Policy::default(),
             transport: None,
+            store: None,
         }
     }
 
@@ -227,6 +230,27 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Keeps the session in `store` as well as in memory, so other processes (or the
+    /// next run of this program) sharing the store share one login: see [the store
+    /// module](crate::store). Without a store (the default) nothing leaves the process.
+    pub fn store(mut self, store: impl TokenStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The lifetime of the store's lease ([`DEFAULT_LEASE_TTL`](crate::policy::DEFAULT_LEASE_TTL)).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.policy.lease_ttl = cap(ttl).max(Duration::from_millis(30));
+        self
+    }
+
+    /// How much the clocks of processes sharing a store may differ
+    /// ([`DEFAULT_CLOCK_SKEW`](crate::policy::DEFAULT_CLOCK_SKEW)).
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.policy.clock_skew = cap(skew);
+        self
+    }
+
     /// Talks to an in-memory [`FakeIdm`](crate::testing::FakeIdm) instead of the network,
     /// so that tests can run under paused Tokio time.
     #[cfg(feature = "testing")]
@@ -264,6 +288,7 @@ impl TokenManagerBuilder {
         Ok(TokenManager::from_parts(
             config,
             transport,
+            self.store,
             self.credentials,
         ))
     }

@@ -67,7 +67,7 @@ pub(crate) async fn run(
 }
 
 /// Why a flight stopped short of a token.
-enum Stop {
+pub(super) enum Stop {
     /// The IDM conversation failed: the error every waiter gets.
     Failed(Error),
     /// The flight is no longer the current one, and sent nothing more.
@@ -114,9 +114,21 @@ impl Grant<'_> {
     }
 }
 
+/// Through the store when there is one, else straight to the IDM.
+async fn fetch(inner: &Arc<Inner>, id: u64, deadline: Instant) -> Result<Fresh, Stop> {
+    match &inner.store {
+        Some(store) => super::shared_session::fetch(inner, store.as_ref(), id, deadline).await,
+        None => fetch_from_idm(inner, id, deadline).await,
+    }
+}
+
 /// Refresh grant while the refresh token lives, else (or when it is refused for any
 /// reason but a transient failure) the password grant, all within one deadline.
-async fn fetch(inner: &Arc<Inner>, id: u64, deadline: Instant) -> Result<Fresh, Stop> {
+pub(super) async fn fetch_from_idm(
+    inner: &Arc<Inner>,
+    id: u64,
+    deadline: Instant,
+) -> Result<Fresh, Stop> {
     let (credentials, refresh) = {
         let shared = inner.shared.read();
         let now = Instant::now();
@@ -183,16 +195,20 @@ fn fresh(
     // make refresh-due pass before the token is even cached (a refresh loop).
     let margin = inner.config.refresh_margin.min(response.expires_in / 2);
     let refresh_at = (expires_at - margin).max(arrived + (expires_at - arrived) / 2);
+    let issued_at = inner.clock.wall(sent_at);
     let refresh_expires_at = response.refresh_expires_in.map(|d| sent_at + d);
+    let refresh_wall_expires_at = response.refresh_expires_in.map(|d| issued_at + d);
     let refresh = match (response.refresh_token, previous_refresh) {
         (Some(secret), _) => Some(Arc::new(RefreshToken {
             secret,
             expires_at: refresh_expires_at,
+            wall_expires_at: refresh_wall_expires_at,
         })),
         // A refresh answer without a new refresh token: keep the old one, new expiry.
         (None, Some(previous)) => Some(Arc::new(RefreshToken {
             secret: previous.secret.clone(),
             expires_at: refresh_expires_at.or(previous.expires_at),
+            wall_expires_at: refresh_wall_expires_at.or(previous.wall_expires_at),
         })),
         (None, None) => None,
     };
@@ -200,11 +216,13 @@ fn fresh(
         response.access_token,
         response.id_token,
         response.scope,
+        issued_at + response.expires_in,
         expires_at,
-        Arc::downgrade(inner),
+        inner.issuer(),
     )?;
     Ok(Fresh {
         token,
+        issued_at,
         refresh_at,
         refresh,
     })

@@ -8,7 +8,9 @@ use parking_lot::RwLock;
 use tokio::time::Instant;
 
 mod builder;
+mod clock;
 mod flight;
+mod shared_session;
 mod state;
 
 pub use builder::{
@@ -18,8 +20,10 @@ pub use builder::{
 use crate::idm::transport::Transport;
 use crate::idm::wire as idm;
 use crate::policy::Policy;
-use crate::token::AccessToken;
+use crate::store::TokenStore;
+use crate::token::{AccessToken, Issuer};
 use crate::{Credentials, Error, ErrorKind};
+use clock::WallClock;
 use state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
 
 /// Gets, caches and renews Bodhi access tokens.
@@ -77,6 +81,9 @@ pub struct TokenManager {
 pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) transport: Arc<dyn Transport>,
+    /// Where the session also lives, beyond this process (none by default).
+    pub(crate) store: Option<Arc<dyn TokenStore>>,
+    pub(crate) clock: WallClock,
     pub(crate) shared: RwLock<Shared>,
 }
 
@@ -121,19 +128,18 @@ impl TokenManager {
         }
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        TokenManager { inner }
-    }
-
     pub(crate) fn from_parts(
         config: Config,
         transport: Arc<dyn Transport>,
+        store: Option<Arc<dyn TokenStore>>,
         credentials: Credentials,
     ) -> Self {
         TokenManager {
             inner: Arc::new(Inner {
                 config,
                 transport,
+                store,
+                clock: WallClock::new(),
                 shared: RwLock::new(Shared::new(credentials)),
             }),
         }
@@ -321,25 +327,7 @@ impl TokenManager {
     /// 401-driven re-login was less than the minimum re-login interval ago (see
     /// [`TokenManagerBuilder::min_relogin_interval`]).
     pub fn invalidate(&self, rejected: &AccessToken) -> bool {
-        let outcome = self.inner.shared.write().invalidate(
-            rejected,
-            Instant::now(),
-            self.inner.config.policy.min_relogin_interval,
-        );
-        match outcome {
-            Invalidation::Dropped => {
-                tracing::debug!(target: "bodhi_auth", "token rejected by the API; dropped")
-            }
-            Invalidation::NotCurrent => {
-                tracing::trace!(target: "bodhi_auth", "rejected token already replaced")
-            }
-            Invalidation::Throttled { remaining } => tracing::debug!(
-                target: "bodhi_auth",
-                remaining_ms = remaining.as_millis() as u64,
-                "re-login throttled; keeping the token"
-            ),
-        }
-        outcome == Invalidation::Dropped
+        self.inner.rejected(rejected)
     }
 
     /// Ends the Keycloak session (the end-session endpoint beside the token endpoint)
@@ -357,12 +345,18 @@ impl TokenManager {
         // Before clearing: a logout that cannot be sent must not lose the refresh token
         // a later logout would need.
         idm_runtime()?;
-        let Some(refresh) = self.clear_after_flights().await else {
+        let local = self.clear_after_flights().await;
+        // With a store, the stored session is the one to end: its refresh token is the
+        // newest any process sharing it has.
+        let stored = match &self.inner.store {
+            Some(store) => self.take_stored_refresh(store.as_ref()).await?,
+            None => None,
+        };
+        let Some(refresh) = stored.or_else(|| local.map(|r| r.secret.clone())) else {
             return Ok(());
         };
         let logout_url = logout_url(&self.inner.config.token_url)?;
-        let request =
-            idm::logout_request(&logout_url, &self.inner.config.client_id, &refresh.secret);
+        let request = idm::logout_request(&logout_url, &self.inner.config.client_id, &refresh);
         let policy = &self.inner.config.policy;
         let reply = tokio::time::timeout(
             policy.request_timeout,
@@ -379,6 +373,35 @@ impl TokenManager {
             return Ok(());
         }
         Err(error)
+    }
+
+    /// Deletes the stored session and returns its refresh token, if it is this
+    /// manager's. A store that fails is logged and skipped (the IDM logout still ends
+    /// the session), unless it is misconfigured.
+    async fn take_stored_refresh(
+        &self,
+        store: &dyn TokenStore,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+        let skip = |error: Error| {
+            if error.kind() == ErrorKind::Config {
+                return Err(error);
+            }
+            tracing::warn!(target: "bodhi_auth", %error, "the session store failed during logout");
+            Ok(None)
+        };
+        let stored = match store.load().await {
+            Ok(stored) => stored,
+            Err(error) => return skip(error),
+        };
+        let username = self.username();
+        let config = &self.inner.config;
+        let refresh = stored
+            .filter(|s| s.is_for(config.token_url.as_str(), &config.client_id, &username))
+            .and_then(|s| s.refresh.map(|r| r.token));
+        if let Err(error) = store.delete().await {
+            return skip(error);
+        }
+        Ok(refresh)
     }
 
     /// Clears the cache once no flight is in progress, and returns the refresh token to
@@ -510,6 +533,38 @@ fn logout_url(token_url: &reqwest::Url) -> Result<reqwest::Url, Error> {
     let mut url = token_url.clone();
     url.set_path(&format!("{base}/logout"));
     Ok(url)
+}
+
+impl Inner {
+    /// The handle tokens carry back to this cache.
+    pub(crate) fn issuer(self: &Arc<Self>) -> std::sync::Weak<dyn Issuer> {
+        let weak: std::sync::Weak<Inner> = Arc::downgrade(self);
+        weak
+    }
+}
+
+impl Issuer for Inner {
+    fn rejected(&self, token: &AccessToken) -> bool {
+        let outcome = self.shared.write().invalidate(
+            token,
+            Instant::now(),
+            self.config.policy.min_relogin_interval,
+        );
+        match outcome {
+            Invalidation::Dropped => {
+                tracing::debug!(target: "bodhi_auth", "token rejected by the API; dropped")
+            }
+            Invalidation::NotCurrent => {
+                tracing::trace!(target: "bodhi_auth", "rejected token already replaced")
+            }
+            Invalidation::Throttled { remaining } => tracing::debug!(
+                target: "bodhi_auth",
+                remaining_ms = remaining.as_millis() as u64,
+                "re-login throttled; keeping the token"
+            ),
+        }
+        outcome == Invalidation::Dropped
+    }
 }
 
 impl fmt::Debug for TokenManager {

@@ -11,7 +11,7 @@
 
 use std::mem;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -72,7 +72,7 @@ impl State {
     pub(crate) fn usable(&self, now: Instant) -> Option<&AccessToken> {
         match self {
             State::Valid(c) if now < c.refresh_at => Some(&c.token),
-            State::RefreshingWhileValid(c, _) if now < c.token.expires_at() => Some(&c.token),
+            State::RefreshingWhileValid(c, _) if now < c.token.deadline() => Some(&c.token),
             _ => None,
         }
     }
@@ -80,10 +80,10 @@ impl State {
     pub(crate) fn access(&self, now: Instant) -> Access {
         match self {
             State::Valid(c) if now < c.refresh_at => Access::Ready(c.token.clone()),
-            State::Valid(c) if now < c.token.expires_at() => {
+            State::Valid(c) if now < c.token.deadline() => {
                 Access::StartInBackground(c.token.clone())
             }
-            State::RefreshingWhileValid(c, _) if now < c.token.expires_at() => {
+            State::RefreshingWhileValid(c, _) if now < c.token.deadline() => {
                 Access::Ready(c.token.clone())
             }
             State::Fetching(f) | State::RefreshingWhileValid(_, f) => Access::Join(f.clone()),
@@ -134,10 +134,12 @@ pub(crate) enum Invalidation {
     },
 }
 
-/// A refresh token and when it dies (`None`: the IDM gave no expiry).
+/// A refresh token and when it dies (`None`: the IDM gave no expiry), on the local
+/// clock and on the wall clock (for a store).
 pub(crate) struct RefreshToken {
     pub(crate) secret: Zeroizing<String>,
     pub(crate) expires_at: Option<Instant>,
+    pub(crate) wall_expires_at: Option<SystemTime>,
 }
 
 impl RefreshToken {
@@ -149,6 +151,9 @@ impl RefreshToken {
 /// What a successful flight brings back.
 pub(crate) struct Fresh {
     pub(crate) token: AccessToken,
+    /// When the IDM issued it (the request's send time), on the wall clock: a store
+    /// keeps it so other processes compute the same refresh-due.
+    pub(crate) issued_at: SystemTime,
     pub(crate) refresh_at: Instant,
     pub(crate) refresh: Option<Arc<RefreshToken>>,
 }
@@ -170,6 +175,9 @@ pub(crate) struct Shared {
     /// spent (Keycloak can make them single-use, and revokes the session on reuse), so
     /// it is dropped rather than presented again.
     pub(crate) refresh_presented_by: Option<u64>,
+    /// The last token this manager dropped after a 401: a flight never adopts it from
+    /// a store again.
+    pub(crate) rejected: Option<AccessToken>,
 }
 
 impl Shared {
@@ -183,6 +191,7 @@ impl Shared {
             last_forced_relogin: None,
             next_flight_id: 0,
             refresh_presented_by: None,
+            rejected: None,
         }
     }
 
@@ -216,7 +225,7 @@ impl Shared {
 
     pub(crate) fn start(&mut self, now: Instant, flight: Flight) {
         self.state = match mem::take(&mut self.state) {
-            State::Valid(c) if now < c.token.expires_at() => State::RefreshingWhileValid(c, flight),
+            State::Valid(c) if now < c.token.deadline() => State::RefreshingWhileValid(c, flight),
             _ => State::Fetching(flight),
         };
     }
@@ -256,8 +265,8 @@ impl Shared {
                     }
                     self.state = match mem::take(&mut self.state) {
                         // A failed early refresh keeps the valid token (google-cloud-rust #5809).
-                        State::RefreshingWhileValid(c, _) if now < c.token.expires_at() => {
-                            let refresh_at = until.min(c.token.expires_at());
+                        State::RefreshingWhileValid(c, _) if now < c.token.deadline() => {
+                            let refresh_at = until.min(c.token.deadline());
                             State::Valid(Cached {
                                 token: c.token,
                                 refresh_at,
@@ -314,6 +323,7 @@ impl Shared {
             }
         }
         self.last_forced_relogin = Some(now);
+        self.rejected = Some(rejected.clone());
         self.state = match mem::take(&mut self.state) {
             // The refresh already in flight will bring the replacement: wait for it.
             State::RefreshingWhileValid(_, flight) => State::Fetching(flight),

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 use tokio::time::Instant;
@@ -14,14 +15,14 @@ pub(crate) use claims::base64url_encode;
 #[cfg(test)]
 pub(crate) use claims::{decode_identity, decode_payload};
 
-use crate::manager::{self, TokenManager};
 use crate::{Error, ErrorKind};
 
 /// An access token issued by the IDM, with what came with it.
 ///
 /// Cloning is a reference-count increment. Two `AccessToken`s are the same token when
-/// they come from the same IDM answer: [`TokenManager::invalidate`] compares that
-/// identity, never the time, so a late 401 for an old token cannot drop a new one.
+/// they hold the same token string, whichever process or manager got it:
+/// [`TokenManager::invalidate`] compares that identity, never the time, so a late 401
+/// for an old token cannot drop a new one.
 ///
 /// `Debug` never shows the token; use [`secret`](AccessToken::secret) on purpose.
 ///
@@ -36,10 +37,21 @@ struct Inner {
     header: HeaderValue,
     id_token: Option<Box<str>>,
     scope: Option<Box<str>>,
-    expires_at: Instant,
-    /// The manager that issued it, so a front end that only kept the token can report
-    /// a 401 (weak: the manager's cache holds the token).
-    issuer: Weak<manager::Inner>,
+    /// Wall-clock expiry: what is stored and shared with other processes.
+    expires_at: SystemTime,
+    /// The same instant on this process's monotonic clock, which local scheduling (and
+    /// paused-time tests) use.
+    deadline: Instant,
+    /// Where to report a 401 when nothing else is at hand: an opaque handle the issuing
+    /// cache gives out (weak: the cache holds the token, not the other way round).
+    issuer: Weak<dyn Issuer>,
+}
+
+/// What a token can tell the cache that issued it.
+pub(crate) trait Issuer: Send + Sync {
+    /// The API rejected `token`: drop it if it is still current. Returns whether it was
+    /// dropped.
+    fn rejected(&self, token: &AccessToken) -> bool;
 }
 
 impl AccessToken {
@@ -47,8 +59,9 @@ impl AccessToken {
         secret: String,
         id_token: Option<String>,
         scope: Option<String>,
-        expires_at: Instant,
-        issuer: Weak<manager::Inner>,
+        expires_at: SystemTime,
+        deadline: Instant,
+        issuer: Weak<dyn Issuer>,
     ) -> Result<Self, Error> {
         let mut header = HeaderValue::try_from(format!("Bearer {secret}")).map_err(|_| {
             Error::new(
@@ -66,6 +79,7 @@ impl AccessToken {
                 id_token: id_token.map(Into::into),
                 scope: scope.map(Into::into),
                 expires_at,
+                deadline,
                 issuer,
             }),
         })
@@ -91,9 +105,21 @@ impl AccessToken {
         self.inner.scope.as_deref()
     }
 
-    /// When the token expires: the time the request was sent plus `expires_in`.
-    pub fn expires_at(&self) -> Instant {
+    /// When the token expires, by the wall clock: the time the request was sent plus
+    /// the IDM's `expires_in`. This is what stores keep and other processes compare.
+    pub fn expires_at(&self) -> SystemTime {
         self.inner.expires_at
+    }
+
+    /// How long the token has left by this process's monotonic clock (Tokio's, so
+    /// paused-time tests see it shrink): zero once expired.
+    pub fn expires_in(&self) -> Duration {
+        self.inner.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The expiry on this process's monotonic clock.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.inner.deadline
     }
 
     /// The user name and Bodhi namespace, decoded from the id token.
@@ -113,15 +139,27 @@ impl AccessToken {
         claims::decode_identity(id_token)
     }
 
-    /// The manager that issued this token, while it exists.
+    /// Reports a 401 to the cache that issued this token, while it exists: see
+    /// [`TokenManager::invalidate`](crate::TokenManager::invalidate).
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) fn issuer(&self) -> Option<TokenManager> {
-        self.inner.issuer.upgrade().map(TokenManager::from_inner)
+    pub(crate) fn report_rejected(&self) -> bool {
+        self.inner
+            .issuer
+            .upgrade()
+            .is_some_and(|issuer| issuer.rejected(self))
     }
 
-    /// True if both values are the same token (the same IDM answer).
+    /// True if both values are the same token: the same token string, whether they
+    /// come from one IDM answer or from a store another process wrote.
     pub fn same_token(&self, other: &AccessToken) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        Arc::ptr_eq(&self.inner, &other.inner) || self.has_secret(&other.inner.secret)
+    }
+
+    /// Whether this token's string is `secret`, compared in time independent of where
+    /// they differ.
+    pub(crate) fn has_secret(&self, secret: &str) -> bool {
+        let (a, b) = (self.inner.secret.as_bytes(), secret.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
 

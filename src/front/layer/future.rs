@@ -14,7 +14,7 @@ use tower_service::Service;
 use super::BoxError;
 use super::service::set_token;
 use crate::front::origin::{Origin, OriginKey};
-use crate::front::{Rejector, Replacement, note_rejection, replace_rejected};
+use crate::front::{Rejector, Replacement, replace_rejected};
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
@@ -176,11 +176,11 @@ where
                     }
                     let by = rejector(&response, replay.as_deref(), *sent_to);
                     let Some(replay) = replay.take() else {
-                        // No copy to resend: invalidate so the next request is fresh. The
-                        // token's weak link to its manager suffices: if the manager is
-                        // gone, so is the cache the token sat in.
-                        if let Some(manager) = rejected.issuer() {
-                            note_rejection(&manager, &rejected, by);
+                        // No copy to resend: invalidate so the next request is fresh,
+                        // through the token's handle on its cache (if the cache is gone,
+                        // so is the token it held).
+                        if by != Rejector::OtherOrigin {
+                            rejected.report_rejected();
                         }
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
