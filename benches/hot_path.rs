@@ -42,7 +42,7 @@ fn setup() -> (TokenManager, HeaderValue, Instant, HandWritten) {
         .unwrap();
     let token = runtime.block_on(manager.access_token()).unwrap();
     let header = token.header_value().clone();
-    let expires_at = token.expires_at();
+    let expires_at = Instant::now() + token.expires_in();
     let baseline = HandWritten {
         token: Arc::new(tokio::sync::Mutex::new(Some((header.clone(), expires_at)))),
     };

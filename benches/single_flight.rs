@@ -34,7 +34,7 @@ async fn prepare(situation: Situation, idm: &FakeIdm, manager: &TokenManager) ->
             idm.set_access_ttl(Duration::from_secs(1)); // Keycloak counts whole seconds
             let token = manager.access_token().await.unwrap();
             idm.set_access_ttl(Duration::from_secs(3600));
-            tokio::time::sleep_until(token.expires_at()).await;
+            tokio::time::sleep(token.expires_in()).await;
         }
         Situation::All401 => {
             let token = manager.access_token().await.unwrap();

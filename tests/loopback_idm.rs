@@ -32,7 +32,7 @@ async fn password_and_refresh_grants_go_over_http_as_documented() {
     assert_eq!(login.grant_type(), Some("password"));
     // Let the 2 s token expire with nothing in flight; the next caller then waits for
     // the one flight, which uses the (30-minute) refresh token.
-    tokio::time::sleep_until(first.expires_at()).await;
+    tokio::time::sleep(first.expires_in()).await;
     let second = manager.access_token().await.unwrap();
     assert!(!second.same_token(&first), "a new token after expiry");
     let requests = idm.requests();

@@ -142,18 +142,19 @@ fn a_background_refresh_parked_in_an_idle_runtime_is_taken_over_after_expiry() {
     let manager = builder(&idm).build().unwrap();
     let idle = current_thread();
     let first = token_on(&idle, &manager).unwrap();
+    let expiry = idle.block_on(async { tokio::time::Instant::now() + first.expires_in() });
 
     // Past refresh-due (by 1 s, and 4 s before expiry: room for a slow wake-up) the
     // idle runtime's caller is served at once, and the refresh is spawned on that
     // runtime, which is not driven again.
-    let due = first.expires_at() - Duration::from_secs(4);
+    let due = expiry - Duration::from_secs(4);
     idle.block_on(async { tokio::time::sleep_until(due).await });
     let served = token_on(&idle, &manager).unwrap();
     assert!(served.same_token(&first), "served at refresh-due");
     assert_eq!(idm.token_requests(), 1, "the refresh has not gone out");
 
     let driven = current_thread();
-    driven.block_on(async { tokio::time::sleep_until(first.expires_at()).await });
+    driven.block_on(async { tokio::time::sleep_until(expiry).await });
     let token = token_on(&driven, &manager).expect("a token after expiry");
     assert!(!token.same_token(&first));
     assert_eq!(

@@ -195,7 +195,7 @@ fn fresh(
     // make refresh-due pass before the token is even cached (a refresh loop).
     let margin = inner.config.refresh_margin.min(response.expires_in / 2);
     let refresh_at = (expires_at - margin).max(arrived + (expires_at - arrived) / 2);
-    let issued_at = inner.clock.wall(sent_at);
+    let issued_at = super::clock::wall(sent_at);
     let refresh_expires_at = response.refresh_expires_in.map(|d| sent_at + d);
     let refresh_wall_expires_at = response.refresh_expires_in.map(|d| issued_at + d);
     let refresh = match (response.refresh_token, previous_refresh) {

@@ -23,7 +23,6 @@ use crate::policy::Policy;
 use crate::store::TokenStore;
 use crate::token::{AccessToken, Issuer};
 use crate::{Credentials, Error, ErrorKind};
-use clock::WallClock;
 use state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
 
 /// Gets, caches and renews Bodhi access tokens.
@@ -83,7 +82,6 @@ pub(crate) struct Inner {
     pub(crate) transport: Arc<dyn Transport>,
     /// Where the session also lives, beyond this process (none by default).
     pub(crate) store: Option<Arc<dyn TokenStore>>,
-    pub(crate) clock: WallClock,
     pub(crate) shared: RwLock<Shared>,
 }
 
@@ -139,7 +137,6 @@ impl TokenManager {
                 config,
                 transport,
                 store,
-                clock: WallClock::new(),
                 shared: RwLock::new(Shared::new(credentials)),
             }),
         }

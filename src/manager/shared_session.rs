@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::Inner;
 use super::flight::{Stop, fetch_from_idm};
 use super::state::{Fresh, RefreshToken};
+use super::{Inner, clock};
 use crate::error::shown_duration;
 use crate::store::{
     Lease, Session, StoredAccess, StoredCooldown, StoredRefresh, TokenStore, from_unix_ms,
@@ -106,7 +106,7 @@ async fn holding(
             .refresh
             .as_ref()
             .filter(|r| !r.presented)
-            .map(|r| Arc::new(local_refresh(inner, r)));
+            .map(|r| Arc::new(local_refresh(r)));
         let present = refresh.as_ref().is_some_and(|r| r.alive(Instant::now()));
         inner.shared.write().refresh = refresh;
         if present {
@@ -178,11 +178,11 @@ fn ours(inner: &Inner, stored: Option<Session>) -> Option<Session> {
 fn answer_from(inner: &Arc<Inner>, session: Option<&Session>) -> Option<Result<Fresh, Stop>> {
     let session = session?;
     let now = Instant::now();
-    let wall_now = inner.clock.wall(now);
+    let wall_now = clock::wall(now);
     if let Some(not_before) = session.not_before.map(from_unix_ms)
         && not_before > wall_now
     {
-        let local = inner.clock.local(not_before, now);
+        let local = clock::local(not_before, now);
         let mut shared = inner.shared.write();
         shared.not_before = Some(shared.not_before.map_or(local, |t| t.max(local)));
     }
@@ -230,8 +230,8 @@ fn adoptable(inner: &Arc<Inner>, session: &Session, now: Instant) -> Option<Fres
     let policy = &inner.config.policy;
     let skew = policy.clock_skew.min(lifetime / 4);
     let margin = inner.config.refresh_margin.min(lifetime / 2);
-    let deadline = inner.clock.local(expires_at - skew, now);
-    let refresh_at = inner.clock.local(expires_at - margin.max(skew), now);
+    let deadline = clock::local(expires_at - skew, now);
+    let refresh_at = clock::local(expires_at - margin.max(skew), now);
     if refresh_at <= now {
         return None;
     }
@@ -248,7 +248,7 @@ fn adoptable(inner: &Arc<Inner>, session: &Session, now: Instant) -> Option<Fres
         .refresh
         .as_ref()
         .filter(|r| !r.presented)
-        .map(|r| Arc::new(local_refresh(inner, r)));
+        .map(|r| Arc::new(local_refresh(r)));
     Some(Fresh {
         token,
         issued_at,
@@ -257,11 +257,11 @@ fn adoptable(inner: &Arc<Inner>, session: &Session, now: Instant) -> Option<Fres
     })
 }
 
-fn local_refresh(inner: &Inner, stored: &StoredRefresh) -> RefreshToken {
+fn local_refresh(stored: &StoredRefresh) -> RefreshToken {
     let wall_expires_at = stored.expires_at.map(from_unix_ms);
     RefreshToken {
         secret: stored.token.clone(),
-        expires_at: wall_expires_at.map(|at| inner.clock.local(at, Instant::now())),
+        expires_at: wall_expires_at.map(|at| clock::local(at, Instant::now())),
         wall_expires_at,
     }
 }
@@ -291,7 +291,7 @@ async fn save_outcome(
     outcome: &Result<Fresh, Stop>,
 ) {
     let now = Instant::now();
-    let wall_now = inner.clock.wall(now);
+    let wall_now = clock::wall(now);
     let config = &inner.config;
     let mut session = match ours {
         Some(previous) => {
@@ -301,7 +301,12 @@ async fn save_outcome(
         }
         None => {
             let username = inner.shared.read().credentials.username().to_owned();
-            Session::new(version, config.token_url.as_str(), &config.client_id, &username)
+            Session::new(
+                version,
+                config.token_url.as_str(),
+                &config.client_id,
+                &username,
+            )
         }
     };
     let (failures, not_before, rejected, refresh) = {
@@ -315,7 +320,7 @@ async fn save_outcome(
     };
     session.not_before = not_before
         .filter(|&t| t > now)
-        .map(|t| to_unix_ms(inner.clock.wall(t)));
+        .map(|t| to_unix_ms(clock::wall(t)));
     match outcome {
         Ok(fresh) => {
             let replaced_rejected = match (&session.access, &rejected) {
@@ -346,7 +351,9 @@ async fn save_outcome(
         Err(Stop::Superseded) => return,
     }
     match store.save(&session).await {
-        Ok(true) => tracing::debug!(target: "bodhi_auth", version = session.version, "session stored"),
+        Ok(true) => {
+            tracing::debug!(target: "bodhi_auth", version = session.version, "session stored")
+        }
         Ok(false) => tracing::debug!(
             target: "bodhi_auth",
             "another process stored a newer session meanwhile; not overwriting it"

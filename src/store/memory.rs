@@ -91,7 +91,10 @@ impl TokenStore for MemoryStore {
         }
         state.next_lease += 1;
         let id = state.next_lease;
-        state.lease = Some(Held { id, until: now + ttl });
+        state.lease = Some(Held {
+            id,
+            until: now + ttl,
+        });
         Ok(Some(Box::new(MemoryLease {
             id,
             state: self.state.clone(),

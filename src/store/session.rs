@@ -111,12 +111,7 @@ const FORMAT: u32 = 1;
 
 impl Session {
     /// An empty session for this subject, one version after `previous`.
-    pub(crate) fn new(
-        previous: u64,
-        token_url: &str,
-        client_id: &str,
-        username: &str,
-    ) -> Session {
+    pub(crate) fn new(previous: u64, token_url: &str, client_id: &str, username: &str) -> Session {
         Session {
             format: FORMAT,
             version: previous.saturating_add(1),
@@ -256,7 +251,13 @@ mod tests {
         assert!(!back.is_for("https://idm/token", "client", "other"));
         assert!(!format!("{back:?}").contains("refresh-secret"));
 
-        for bad in [&b""[..], b"{", b"[1,2]", b"{\"format\":1}", b"refresh-secret"] {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[1,2]",
+            b"{\"format\":1}",
+            b"refresh-secret",
+        ] {
             let error = Session::from_json(bad).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidResponse);
             assert!(!error.to_string().contains("refresh-secret"));

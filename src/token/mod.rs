@@ -114,7 +114,9 @@ impl AccessToken {
     /// How long the token has left by this process's monotonic clock (Tokio's, so
     /// paused-time tests see it shrink): zero once expired.
     pub fn expires_in(&self) -> Duration {
-        self.inner.deadline.saturating_duration_since(Instant::now())
+        self.inner
+            .deadline
+            .saturating_duration_since(Instant::now())
     }
 
     /// The expiry on this process's monotonic clock.

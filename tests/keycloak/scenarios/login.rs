@@ -29,7 +29,7 @@ pub async fn password_login_reads_user_and_namespace_from_the_id_token(
     assert!(scope.split(' ').any(|s| s == "openid"), "scope {scope:?}");
     // expires_in is the realm's access-token lifespan (a second less when Keycloak's
     // clock ticks while it answers), counted by the crate from when it sent the login.
-    let lifetime = token.expires_at() - sent;
+    let lifetime = Instant::now() + token.expires_in() - sent;
     let lifespan = realm::access_token_lifespan();
     let second = Duration::from_secs(1);
     assert!(

@@ -1,0 +1,270 @@
+//! Managers sharing one session through a store. Several managers in one process, on
+//! one `MemoryStore`, stand for several processes: each has its own cache and single
+//! flight, and only the store connects them.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bodhi_auth::store::{MemoryStore, Session, TokenStore};
+use bodhi_auth::testing::{FakeIdm, Fault};
+use bodhi_auth::{AccessToken, Credentials, ErrorKind, TokenManager};
+use support::builder;
+
+const FLEET: usize = 50;
+
+fn fleet(idm: &FakeIdm, store: &Arc<MemoryStore>, n: usize) -> Vec<TokenManager> {
+    (0..n)
+        .map(|_| builder(idm).store(store.clone()).build().unwrap())
+        .collect()
+}
+
+/// One `access_token()` per manager, all at once.
+async fn everyone(managers: &[TokenManager]) -> Vec<AccessToken> {
+    let callers: Vec<_> = managers.iter().map(support::spawn_caller).collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().expect("a token"));
+    }
+    tokens
+}
+
+fn all_same(tokens: &[AccessToken]) -> bool {
+    tokens.iter().all(|t| t.same_token(&tokens[0]))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_logs_in_once_at_cold_start() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_millis(200));
+    let store = Arc::new(MemoryStore::new());
+    let managers = fleet(&idm, &store, FLEET);
+    let tokens = everyone(&managers).await;
+    assert!(all_same(&tokens));
+    assert_eq!(idm.token_requests(), 1);
+    assert_eq!(idm.password_grants(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_refreshes_once_at_expiry() {
+    let idm = FakeIdm::new();
+    idm.set_access_ttl(Duration::from_secs(600));
+    idm.set_refresh_ttl(Some(Duration::from_secs(3600)));
+    idm.set_latency(Duration::from_millis(200));
+    let store = Arc::new(MemoryStore::new());
+    let managers = fleet(&idm, &store, FLEET);
+    let first = everyone(&managers).await;
+    tokio::time::sleep(first[0].expires_in() + Duration::from_secs(1)).await;
+
+    let renewed = everyone(&managers).await;
+    assert!(all_same(&renewed));
+    assert!(!renewed[0].same_token(&first[0]));
+    assert_eq!(idm.token_requests(), 2);
+    assert_eq!(idm.refresh_grants(), 1, "the stored refresh token was used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_to_the_whole_fleet_costs_one_login() {
+    let idm = FakeIdm::new();
+    idm.set_latency(Duration::from_millis(200));
+    let store = Arc::new(MemoryStore::new());
+    let managers = fleet(&idm, &store, FLEET);
+    let first = everyone(&managers).await;
+    for (manager, token) in managers.iter().zip(&first) {
+        assert!(manager.invalidate(token));
+    }
+    let renewed = everyone(&managers).await;
+    assert!(all_same(&renewed));
+    assert!(
+        !renewed[0].same_token(&first[0]),
+        "no one adopted the rejected token"
+    );
+    assert_eq!(idm.token_requests(), 2);
+
+    // A process starting now does not adopt the rejected token either.
+    let late = builder(&idm).store(store.clone()).build().unwrap();
+    assert!(late.access_token().await.unwrap().same_token(&renewed[0]));
+    assert_eq!(idm.token_requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_lease_holder_delays_the_others_only_until_its_lease_ends() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    // A holder that neither renews nor releases (a process frozen mid-flight).
+    let lease = store.try_lease(Duration::from_secs(10)).await.unwrap();
+    std::mem::forget(lease);
+
+    let manager = builder(&idm).store(store.clone()).build().unwrap();
+    let started = tokio::time::Instant::now();
+    manager.access_token().await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+        "took over when the lease ended: {waited:?}"
+    );
+    assert_eq!(idm.token_requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_lease_holder_releases_the_lease_at_once() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    let holder = {
+        let store = store.clone();
+        let (held, is_held) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _lease = store.try_lease(Duration::from_secs(10)).await.unwrap();
+            held.send(()).unwrap();
+            std::future::pending::<()>().await
+        });
+        is_held.await.unwrap();
+        task
+    };
+    let manager = builder(&idm).store(store.clone()).build().unwrap();
+    let waiter = support::spawn_caller(&manager);
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    holder.abort();
+    waiter.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "woken by the release, not by the lease's end"
+    );
+    assert_eq!(idm.token_requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_lost_the_race_does_not_overwrite_a_newer_session() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    let manager = builder(&idm).store(store.clone()).build().unwrap();
+    let first = manager.access_token().await.unwrap();
+    assert_eq!(store.load().await.unwrap().unwrap().version(), 1);
+
+    // A 401; the refresh that follows is slow, and meanwhile another writer (a process
+    // that took the lease after this one lost it) stores a newer session.
+    idm.set_latency(Duration::from_secs(5));
+    assert!(manager.invalidate(&first));
+    let caller = support::spawn_caller(&manager);
+    idm.wait_for_requests(2).await;
+    let marked = store.load().await.unwrap().unwrap();
+    // Version 2 marked the rejected token; 3, the refresh token being presented.
+    assert_eq!(marked.version(), 3);
+    let newer = bump(&marked);
+    assert!(store.save(&newer).await.unwrap());
+
+    let fresh = caller.await.unwrap().unwrap();
+    assert!(
+        !fresh.same_token(&first),
+        "the caller still gets its new token"
+    );
+    let stored = store.load().await.unwrap().unwrap();
+    assert_eq!(stored.version(), 4, "the newer session was not overwritten");
+    assert_eq!(stored.to_json(), newer.to_json());
+}
+
+/// `session` as its next version, unchanged otherwise.
+fn bump(session: &Session) -> Session {
+    let mut json: serde_json::Value = serde_json::from_slice(&session.to_json()).unwrap();
+    json["version"] = (session.version() + 1).into();
+    Session::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_is_not_repeated_by_every_process() {
+    let idm = FakeIdm::new();
+    idm.set_persistent_fault(Some(Fault::status(503)));
+    let store = Arc::new(MemoryStore::new());
+    let first = builder(&idm)
+        .store(store.clone())
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    assert_eq!(
+        first.access_token().await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(idm.token_requests(), 1);
+
+    // Another process during the cooldown: the stored error, no IDM request.
+    let second = builder(&idm).store(store.clone()).build().unwrap();
+    let error = second.access_token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert!(
+        error.to_string().contains("sharing this session"),
+        "{error}"
+    );
+    assert_eq!(idm.token_requests(), 1);
+
+    // After it, one of them tries again.
+    idm.set_persistent_fault(None);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    second.access_token().await.unwrap();
+    assert_eq!(idm.token_requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_password_cooldown_is_not_shared_without_a_fingerprint() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    let wrong = TokenManager::builder(Credentials::new("user", "wrong"))
+        .fake_idm(&idm)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        wrong.access_token().await.unwrap_err().kind(),
+        ErrorKind::InvalidCredentials
+    );
+    // A process with the right password is not held back by it.
+    let right = builder(&idm).store(store.clone()).build().unwrap();
+    right.access_token().await.unwrap();
+    assert_eq!(idm.password_grants(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn logout_ends_the_shared_session_for_everyone() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    let managers = fleet(&idm, &store, 2);
+    let tokens = everyone(&managers).await;
+    assert!(all_same(&tokens));
+    assert_eq!(idm.active_sessions(), 1);
+
+    managers[0].logout().await.unwrap();
+    assert_eq!(idm.logouts(), 1);
+    assert_eq!(idm.active_sessions(), 0);
+    assert!(
+        store.load().await.unwrap().is_none(),
+        "the stored session is gone"
+    );
+    // The other process still holds the token in memory until the API rejects it;
+    // a new process logs in afresh.
+    let fresh = builder(&idm).store(store.clone()).build().unwrap();
+    assert!(!fresh.access_token().await.unwrap().same_token(&tokens[0]));
+    assert_eq!(idm.password_grants(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_manager_leaves_the_shared_session_alive() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    let first = builder(&idm).store(store.clone()).build().unwrap();
+    let token = first.access_token().await.unwrap();
+    drop(first);
+    assert_eq!(idm.logouts(), 0);
+    let next = builder(&idm).store(store.clone()).build().unwrap();
+    assert!(next.access_token().await.unwrap().same_token(&token));
+    assert_eq!(idm.token_requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_store_every_process_logs_in() {
+    // The baseline the tests above improve on.
+    let idm = FakeIdm::new();
+    let managers: Vec<_> = (0..3).map(|_| support::manager(&idm)).collect();
+    everyone(&managers).await;
+    assert_eq!(idm.token_requests(), 3);
+}
