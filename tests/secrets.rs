@@ -5,6 +5,7 @@ use std::time::Duration;
 
 mod support;
 
+use bodhi_auth::store::TokenStore;
 use bodhi_auth::testing::{FakeApi, FakeIdm, Fault};
 use bodhi_auth::{Credentials, Error, IdmAuthLayer, TokenManager, TokenScope};
 use bytes::Bytes;
@@ -124,6 +125,31 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
     );
     tokens.push(joined.cached().unwrap());
 
+    // Through a store shared by two managers: a login, an adopted session, a 401, a
+    // failure whose cooldown is stored, and a logout.
+    let store = std::sync::Arc::new(bodhi_auth::store::MemoryStore::new());
+    let shared = |idm: &FakeIdm| {
+        TokenManager::builder(Credentials::new("user", PASSWORD))
+            .fake_idm(idm)
+            .store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (shared(&idm), shared(&idm));
+    tokens.push(first.access_token().await.unwrap());
+    tokens.push(second.access_token().await.unwrap());
+    first.invalidate(tokens.last().unwrap());
+    idm.set_persistent_fault(Some(Fault::status(503)));
+    errors.push(first.access_token().await.unwrap_err());
+    second.invalidate(tokens.last().unwrap());
+    errors.push(second.access_token().await.unwrap_err());
+    idm.set_persistent_fault(None);
+    shown.push(format!("{store:?} {:?}", store.load().await.unwrap()));
+    advance(Duration::from_secs(120)).await;
+    tokens.push(second.access_token().await.unwrap());
+    shown.push(format!("{store:?} {first:?}"));
+    first.logout().await.unwrap();
+
     for token in &tokens {
         shown.push(format!("{token:?}"));
         if let Ok(identity) = token.identity() {
@@ -155,6 +181,8 @@ async fn no_public_type_formats_a_secret_and_no_log_event_carries_one() {
         "resending the request after a 401",
         "re-login throttled", // with remaining_ms
         "logged out",
+        "using the stored session", // adopted from a store
+        "session stored",
     ] {
         assert!(log.contains(event), "no {event:?} event in:\n{log}");
     }

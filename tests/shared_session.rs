@@ -268,3 +268,61 @@ async fn without_a_store_every_process_logs_in() {
     everyone(&managers).await;
     assert_eq!(idm.token_requests(), 3);
 }
+
+/// A store that counts every call, around a `MemoryStore`.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryStore,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn count(&self) {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for Counting {
+    async fn load(&self) -> Result<Option<Session>, bodhi_auth::Error> {
+        self.count();
+        self.inner.load().await
+    }
+    async fn save(&self, session: &Session) -> Result<bool, bodhi_auth::Error> {
+        self.count();
+        self.inner.save(session).await
+    }
+    async fn delete(&self) -> Result<(), bodhi_auth::Error> {
+        self.count();
+        self.inner.delete().await
+    }
+    async fn try_lease(
+        &self,
+        ttl: Duration,
+    ) -> Result<Option<Box<dyn bodhi_auth::store::Lease>>, bodhi_auth::Error> {
+        self.count();
+        self.inner.try_lease(ttl).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cached_path_never_touches_the_store() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(Counting::default());
+    let manager = builder(&idm).store(store.clone()).build().unwrap();
+    let callers = support::concurrent_callers(&manager, 100).await;
+    assert!(callers.iter().all(Result::is_ok));
+    let after_login = store.calls();
+    assert!(after_login > 0, "the login went through the store");
+    for _ in 0..1000 {
+        manager.access_token().await.unwrap();
+        manager.cached().unwrap();
+    }
+    assert_eq!(store.calls(), after_login);
+    // In one process at most one caller at a time consults the store: 100 callers at
+    // cold start made one load, one lease, one more load and one save.
+    assert_eq!(after_login, 4);
+}

@@ -60,6 +60,9 @@ use async_trait::async_trait;
 mod memory;
 mod session;
 
+/// The attribute [`TokenStore`] and [`Lease`] are written with: implement them as
+/// `#[bodhi_auth::store::async_trait] impl TokenStore for MyStore { ... }`.
+pub use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use session::Session;
 pub(crate) use session::{StoredAccess, StoredCooldown, StoredRefresh, from_unix_ms, to_unix_ms};
