@@ -62,6 +62,26 @@ impl Credentials {
     /// Same user name and same password. The passwords are compared in place (no copy
     /// that would outlive the comparison) and in a time that depends only on their
     /// lengths, not on where they differ.
+    /// A keyed MAC (HMAC-SHA-256) of the user name and password: equal for equal
+    /// credentials under one key, and telling nothing about the password without it.
+    pub(crate) fn fingerprint(&self, key: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+            // HMAC takes a key of any length.
+            unreachable!("HMAC accepts every key length")
+        };
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        for part in [self.username(), self.password()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub(crate) fn same_values(&self, other: &Credentials) -> bool {
         self.username == other.username
             && (Arc::ptr_eq(&self.password, &other.password)

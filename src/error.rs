@@ -90,6 +90,20 @@ impl Error {
         }
     }
 
+    /// For a [`TokenStore`](crate::store::TokenStore) that cannot be reached or
+    /// failed (kind [`ErrorKind::Unavailable`]): the manager logs it and carries on as
+    /// if it had no store. `message` must not hold a secret.
+    pub fn store_unavailable(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unavailable, message)
+    }
+
+    /// For a [`TokenStore`](crate::store::TokenStore) that is set up wrongly (kind
+    /// [`ErrorKind::Config`]: an insecure file, a bad key): the token request fails
+    /// with it, so the mistake is seen. `message` must not hold a secret.
+    pub fn store_misconfigured(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+
     /// Adds details while the error is still owned by one place (before it is shared).
     fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {

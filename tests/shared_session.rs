@@ -326,3 +326,170 @@ async fn the_cached_path_never_touches_the_store() {
     // cold start made one load, one lease, one more load and one save.
     assert_eq!(after_login, 4);
 }
+
+/// A `MemoryStore` with a fingerprint key, as a store with a key would have.
+#[derive(Debug, Default)]
+struct Keyed(MemoryStore);
+
+#[async_trait::async_trait]
+impl TokenStore for Keyed {
+    async fn load(&self) -> Result<Option<Session>, bodhi_auth::Error> {
+        self.0.load().await
+    }
+    async fn save(&self, session: &Session) -> Result<bool, bodhi_auth::Error> {
+        self.0.save(session).await
+    }
+    async fn delete(&self) -> Result<(), bodhi_auth::Error> {
+        self.0.delete().await
+    }
+    async fn try_lease(
+        &self,
+        ttl: Duration,
+    ) -> Result<Option<Box<dyn bodhi_auth::store::Lease>>, bodhi_auth::Error> {
+        self.0.try_lease(ttl).await
+    }
+    async fn wait_for_release(&self, at_most: Duration) -> Result<(), bodhi_auth::Error> {
+        self.0.wait_for_release(at_most).await
+    }
+    fn fingerprint_key(&self) -> Option<&[u8]> {
+        Some(b"a key the store keeps apart from the record")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_password_is_tried_once_per_cooldown_by_the_fleet_when_the_store_has_a_key() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(Keyed::default());
+    let wrong = |idm: &FakeIdm| {
+        TokenManager::builder(Credentials::new("user", "wrong"))
+            .fake_idm(idm)
+            .store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let fleet: Vec<_> = (0..20).map(|_| wrong(&idm)).collect();
+    for manager in &fleet {
+        let error = manager.access_token().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidCredentials);
+    }
+    assert_eq!(
+        idm.password_grants(),
+        1,
+        "one failed login for 20 processes"
+    );
+
+    // The record names the password by a MAC, never in clear.
+    let stored = store.load().await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&stored.to_json()).contains("wrong"));
+
+    // Corrected credentials are not held back by the cooldown.
+    let right = builder(&idm).store(store.clone()).build().unwrap();
+    right.access_token().await.unwrap();
+    assert_eq!(idm.password_grants(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cooldown_longer_than_the_policy_allows_is_not_believed() {
+    let idm = FakeIdm::new();
+    idm.set_persistent_fault(Some(Fault::status(503)));
+    let store = Arc::new(MemoryStore::new());
+    let first = builder(&idm)
+        .store(store.clone())
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    first.access_token().await.unwrap_err();
+    // Whoever can write to the store pushes the cooldown a year ahead.
+    let stored = store.load().await.unwrap().unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&stored.to_json()).unwrap();
+    json["version"] = (stored.version() + 1).into();
+    json["cooldown"]["until"] =
+        (json["cooldown"]["until"].as_u64().unwrap() + 365 * 86_400_000).into();
+    json["not_before"] = json["cooldown"]["until"].clone();
+    assert!(
+        store
+            .save(&Session::from_json(json.to_string().as_bytes()).unwrap())
+            .await
+            .unwrap()
+    );
+    idm.set_persistent_fault(None);
+
+    // Beyond what the policy allows, it is not believed: the next process logs in.
+    let second = builder(&idm).store(store.clone()).build().unwrap();
+    second.access_token().await.unwrap();
+    assert_eq!(idm.token_requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_401_throttle_holds_across_the_fleet() {
+    let idm = FakeIdm::new();
+    let store = Arc::new(MemoryStore::new());
+    let a = builder(&idm).store(store.clone()).build().unwrap();
+    let first = a.access_token().await.unwrap();
+    // A's 401 re-logs in.
+    assert!(a.invalidate(&first));
+    let second = a.access_token().await.unwrap();
+    assert_eq!(idm.token_requests(), 2);
+
+    // A moment later, another process gets a 401 for the new token: its own throttle
+    // has never fired, but the fleet re-logged in too recently, so it keeps the token.
+    let c = builder(&idm).store(store.clone()).build().unwrap();
+    assert!(c.access_token().await.unwrap().same_token(&second));
+    assert!(c.invalidate(&second), "dropped from its own cache");
+    let kept = c.access_token().await.unwrap();
+    assert!(
+        kept.same_token(&second),
+        "throttled: the stored token is kept"
+    );
+    assert_eq!(idm.token_requests(), 2);
+
+    // After the interval, a 401 re-logs in again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(c.invalidate(&kept));
+    assert!(!c.access_token().await.unwrap().same_token(&second));
+    assert_eq!(idm.token_requests(), 3);
+}
+
+/// A store that is down.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait::async_trait]
+impl TokenStore for Down {
+    async fn load(&self) -> Result<Option<Session>, bodhi_auth::Error> {
+        Err(down())
+    }
+    async fn save(&self, _: &Session) -> Result<bool, bodhi_auth::Error> {
+        Err(down())
+    }
+    async fn delete(&self) -> Result<(), bodhi_auth::Error> {
+        Err(down())
+    }
+    async fn try_lease(
+        &self,
+        _: Duration,
+    ) -> Result<Option<Box<dyn bodhi_auth::store::Lease>>, bodhi_auth::Error> {
+        Err(down())
+    }
+}
+
+fn down() -> bodhi_auth::Error {
+    // A connection failure: any kind but `Config` means "carry on without it".
+    bodhi_auth::Error::store_unavailable("store is down")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_is_down_is_a_miss_and_shared_refresh_tokens_are_not_trusted() {
+    let idm = FakeIdm::new();
+    idm.set_access_ttl(Duration::from_secs(600));
+    idm.set_refresh_ttl(Some(Duration::from_secs(3600)));
+    let manager = builder(&idm).store(Down).build().unwrap();
+    let first = manager.access_token().await.unwrap();
+    tokio::time::sleep(first.expires_in()).await;
+    let second = manager.access_token().await.unwrap();
+    assert!(!second.same_token(&first));
+    // Both went to the IDM, and the renewal used the password: a refresh token that
+    // other processes could have spent is not presented while the store cannot tell.
+    assert_eq!(idm.password_grants(), 2);
+    assert_eq!(idm.refresh_grants(), 0);
+}

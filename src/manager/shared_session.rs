@@ -36,7 +36,7 @@ pub(super) async fn fetch(
             Err(error) => return without_store(inner, id, deadline, error).await,
         };
         let ours = ours(inner, stored);
-        if let Some(answer) = answer_from(inner, ours.as_ref()) {
+        if let Some(answer) = answer_from(inner, store, ours.as_ref()) {
             tracing::debug!(target: "bodhi_auth", flight = id, "using the stored session");
             return answer;
         }
@@ -96,7 +96,7 @@ async fn holding(
     // Compare-and-swap goes over whatever is stored, even another user's session.
     let mut version = stored.as_ref().map_or(0, Session::version);
     let ours = ours(inner, stored);
-    if let Some(answer) = answer_from(inner, ours.as_ref()) {
+    if let Some(answer) = answer_from(inner, store, ours.as_ref()) {
         return Held::Done(answer);
     }
     if let Some(session) = &ours {
@@ -175,16 +175,25 @@ fn ours(inner: &Inner, stored: Option<Session>) -> Option<Session> {
 
 /// What the stored session answers without the IDM: a token to adopt, or a cooldown
 /// another process is serving. `None`: the IDM is needed.
-fn answer_from(inner: &Arc<Inner>, session: Option<&Session>) -> Option<Result<Fresh, Stop>> {
+fn answer_from(
+    inner: &Arc<Inner>,
+    store: &dyn TokenStore,
+    session: Option<&Session>,
+) -> Option<Result<Fresh, Stop>> {
     let session = session?;
     let now = Instant::now();
     let wall_now = clock::wall(now);
+    let policy = &inner.config.policy;
     if let Some(not_before) = session.not_before.map(from_unix_ms)
         && not_before > wall_now
     {
+        // Beyond the policy's longest is not believed: whoever can write to the store
+        // cannot stall this process longer than the IDM itself could.
         let local = clock::local(not_before, now);
-        let mut shared = inner.shared.write();
-        shared.not_before = Some(shared.not_before.map_or(local, |t| t.max(local)));
+        if local <= now + policy.max_retry_after {
+            let mut shared = inner.shared.write();
+            shared.not_before = Some(shared.not_before.map_or(local, |t| t.max(local)));
+        }
     }
     if let Some(fresh) = adoptable(inner, session, now) {
         return Some(Ok(fresh));
@@ -192,12 +201,29 @@ fn answer_from(inner: &Arc<Inner>, session: Option<&Session>) -> Option<Result<F
     let cooldown = session.cooldown.as_ref()?;
     let until = from_unix_ms(cooldown.until);
     let kind = cooldown.kind.kind();
-    // A wrong password's cooldown is only shared for the same password, which a
-    // fingerprint would prove; without one each process finds out on its own.
-    if until <= wall_now || kind == ErrorKind::InvalidCredentials {
+    if until <= wall_now {
         return None;
     }
+    // A wrong password's cooldown holds only for the same credentials, which the
+    // fingerprint proves; without a key each process finds out on its own.
+    if kind == ErrorKind::InvalidCredentials {
+        let ours = fingerprint(inner, store);
+        if ours.is_none() || ours != session.credentials_fingerprint {
+            return None;
+        }
+    }
+    let longest = policy
+        .max_cooldown
+        .max(policy.cooldown)
+        .max(policy.invalid_credentials_cooldown);
     let left = until.duration_since(wall_now).unwrap_or_default();
+    if left > longest {
+        tracing::warn!(
+            target: "bodhi_auth",
+            "the stored cooldown is longer than this manager's policy allows; ignoring it"
+        );
+        return None;
+    }
     Some(Err(Stop::Failed(Error::new(
         kind,
         format!(
@@ -209,20 +235,29 @@ fn answer_from(inner: &Arc<Inner>, session: Option<&Session>) -> Option<Result<F
 }
 
 /// The stored access token as a token of this manager's, if it is worth adopting:
-/// not rejected, and not yet due for refresh (with the clock-skew margin).
+/// not rejected (unless the fleet re-logged in after a 401 too recently to do it
+/// again), and not yet due for refresh (with the clock-skew margin).
 fn adoptable(inner: &Arc<Inner>, session: &Session, now: Instant) -> Option<Fresh> {
     let access = session.access.as_ref()?;
-    if access.rejected {
-        return None;
-    }
-    if inner
-        .shared
-        .read()
-        .rejected
-        .as_ref()
-        .is_some_and(|rejected| rejected.has_secret(&access.token))
-    {
-        return None;
+    let rejected = access.rejected
+        || inner
+            .shared
+            .read()
+            .rejected
+            .as_ref()
+            .is_some_and(|rejected| rejected.has_secret(&access.token));
+    if rejected {
+        let interval = inner.config.policy.min_relogin_interval;
+        let last = session.last_forced_relogin.map(from_unix_ms);
+        let wall_now = clock::wall(now);
+        // A time in the future (a skewed or hostile writer) counts as now.
+        if last.is_none_or(|last| wall_now >= last.min(wall_now) + interval) {
+            return None;
+        }
+        tracing::debug!(
+            target: "bodhi_auth",
+            "re-login throttled across the processes sharing the session; keeping the token"
+        );
     }
     let issued_at = from_unix_ms(access.issued_at);
     let expires_at = from_unix_ms(access.expires_at);
@@ -255,6 +290,12 @@ fn adoptable(inner: &Arc<Inner>, session: &Session, now: Instant) -> Option<Fres
         refresh_at,
         refresh,
     })
+}
+
+/// The credentials' fingerprint under the store's key, if it has one.
+fn fingerprint(inner: &Inner, store: &dyn TokenStore) -> Option<String> {
+    let key = store.fingerprint_key()?;
+    Some(inner.shared.read().credentials.fingerprint(key))
 }
 
 fn local_refresh(stored: &StoredRefresh) -> RefreshToken {
@@ -321,6 +362,7 @@ async fn save_outcome(
     session.not_before = not_before
         .filter(|&t| t > now)
         .map(|t| to_unix_ms(clock::wall(t)));
+    session.credentials_fingerprint = fingerprint(inner, store);
     match outcome {
         Ok(fresh) => {
             let replaced_rejected = match (&session.access, &rejected) {
@@ -393,5 +435,9 @@ async fn without_store(
         return Err(Stop::Failed(error));
     }
     tracing::warn!(target: "bodhi_auth", %error, "the session store failed; going to the IDM without it");
+    // Every refresh token this manager holds was shared through the store, and another
+    // process may have spent it since (single-use refresh tokens revoke the session on
+    // reuse): without the store to tell, log in with the password.
+    inner.shared.write().refresh = None;
     fetch_from_idm(inner, id, deadline).await
 }

@@ -55,8 +55,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 mod memory;
 mod session;
 
@@ -117,6 +115,15 @@ pub trait TokenStore: fmt::Debug + Send + Sync {
     /// Redis key's `PX`), never by comparing clocks. Dropping the [`Lease`] releases it.
     async fn try_lease(&self, ttl: Duration) -> Result<Option<Box<dyn Lease>>, Error>;
 
+    /// A secret key for the credentials fingerprint a stored wrong-password cooldown
+    /// carries (a MAC of the user name and password under this key), or `None` (the
+    /// default) to leave the fingerprint out. Without one, a refused password is not
+    /// shared: each process finds out on its own, so corrected credentials in one
+    /// process are never held back by another's cooldown.
+    fn fingerprint_key(&self) -> Option<&[u8]> {
+        None
+    }
+
     /// Waits until the lease may have been released, for at most `at_most`: returns
     /// early when the store can tell. The default simply waits a short poll interval.
     async fn wait_for_release(&self, at_most: Duration) -> Result<(), Error> {
@@ -153,6 +160,9 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
     }
     async fn wait_for_release(&self, at_most: Duration) -> Result<(), Error> {
         (**self).wait_for_release(at_most).await
+    }
+    fn fingerprint_key(&self) -> Option<&[u8]> {
+        (**self).fingerprint_key()
     }
 }
 
