@@ -887,7 +887,8 @@ mod sys {
     }
 }
 
-#[cfg(test)]
+// Unix paths; elsewhere every operation is refused.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
