@@ -55,12 +55,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod file;
 mod memory;
 mod session;
 
 /// The attribute [`TokenStore`] and [`Lease`] are written with: implement them as
 /// `#[bodhi_auth::store::async_trait] impl TokenStore for MyStore { ... }`.
 pub use async_trait::async_trait;
+pub use file::{FileStore, STORE_ENV};
 pub use memory::MemoryStore;
 pub use session::Session;
 pub(crate) use session::{StoredAccess, StoredCooldown, StoredRefresh, from_unix_ms, to_unix_ms};
@@ -74,7 +76,8 @@ use crate::{AccessToken, Error};
 /// caller's token request; any other error is logged and the manager carries on as if
 /// it had no store (an outage of a shared cache must not stop the program).
 ///
-/// Implementations must pass `bodhi_auth::testing::store_conformance`.
+/// Implementations must pass `bodhi_auth::testing::store_conformance` (feature
+/// `testing`).
 #[async_trait]
 pub trait TokenStore: fmt::Debug + Send + Sync {
     /// The stored session, or `None` when there is none. A record that cannot be read

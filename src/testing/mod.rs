@@ -2,7 +2,8 @@
 //!
 //! The same code serves this crate's tests, its examples, its benchmarks and your own
 //! tests: a [`FakeIdm`] in memory (for paused-time tests) or on loopback HTTP, and a
-//! [`FakeApi`] that accepts only live tokens from it.
+//! [`FakeApi`] that accepts only live tokens from it. [`store_conformance`] checks a
+//! [`TokenStore`](crate::store::TokenStore) of your own.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,7 +25,9 @@
 mod api;
 mod idm;
 mod server;
+mod store_conformance;
 
 pub use api::FakeApi;
 pub use idm::{FakeIdm, Fault, RecordedRequest};
 pub use server::FakeServer;
+pub use store_conformance::store_conformance;
