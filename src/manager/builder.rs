@@ -8,7 +8,7 @@ use super::{Config, TokenManager};
 use crate::environment::Environment;
 use crate::idm::transport::{ReqwestTransport, Transport};
 use crate::policy::Policy;
-use crate::store::TokenStore;
+use crate::store::{FileStore, STORE_ENV, TokenStore};
 use crate::{Credentials, Error, ErrorKind};
 
 /// The OAuth client id the vendor document prescribes.
@@ -60,7 +60,17 @@ pub struct TokenManagerBuilder {
     client: Option<reqwest::Client>,
     policy: Policy,
     transport: Option<Arc<dyn Transport>>,
-    store: Option<Arc<dyn TokenStore>>,
+    store: StoreChoice,
+}
+
+/// Where the session is kept beyond the process; some stores are only made at `build`,
+/// when the token URL, client and user name that name the session are final.
+#[derive(Debug, Default)]
+enum StoreChoice {
+    #[default]
+    None,
+    Given(Arc<dyn TokenStore>),
+    DefaultFile,
 }
 
 impl TokenManagerBuilder {
@@ -75,7 +85,7 @@ impl TokenManagerBuilder {
             client: None,
             policy: Policy::default(),
             transport: None,
-            store: None,
+            store: StoreChoice::None,
         }
     }
 
@@ -113,6 +123,7 @@ impl TokenManagerBuilder {
             })?;
             builder = builder.token_url(url);
         }
+        builder.store = store_from_env()?;
         Ok(builder)
     }
 
@@ -234,7 +245,21 @@ impl TokenManagerBuilder {
     /// next run of this program) sharing the store share one login: see [the store
     /// module](crate::store). Without a store (the default) nothing leaves the process.
     pub fn store(mut self, store: impl TokenStore + 'static) -> Self {
-        self.store = Some(Arc::new(store));
+        self.store = StoreChoice::Given(Arc::new(store));
+        self
+    }
+
+    /// Keeps the session in a [`FileStore`] at its default path: a file in the user's
+    /// cache directory named for the token URL, client id and user name (see
+    /// [`FileStore::default_path`]). The path is decided at [`build`](Self::build).
+    pub fn default_file_store(mut self) -> Self {
+        self.store = StoreChoice::DefaultFile;
+        self
+    }
+
+    /// Keeps the session in memory only (the default; undoes `BODHI_STORE`).
+    pub fn no_store(mut self) -> Self {
+        self.store = StoreChoice::None;
         self
     }
 
@@ -251,12 +276,12 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// Talks to an in-memory [`FakeIdm`](crate::testing::FakeIdm) instead of the network,
-    /// so that tests can run under paused Tokio time.
-    #[cfg(feature = "testing")]
-    pub fn fake_idm(mut self, idm: &crate::testing::FakeIdm) -> Self {
-        self.transport = Some(Arc::new(idm.clone()));
-        self.token_url = Some(crate::testing::FakeIdm::IN_MEMORY_TOKEN_URL.to_owned());
+    /// Sends IDM requests through `transport` to `token_url` instead of the network:
+    /// the hook test doubles wire themselves in with.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn transport(mut self, transport: Arc<dyn Transport>, token_url: &str) -> Self {
+        self.transport = Some(transport);
+        self.token_url = Some(token_url.to_owned());
         self
     }
 
@@ -278,6 +303,15 @@ impl TokenManagerBuilder {
             // uses a proxy for a loopback token URL.
             None => Arc::new(ReqwestTransport::new(self.client, is_loopback(&token_url))),
         };
+        let store: Option<Arc<dyn TokenStore>> = match self.store {
+            StoreChoice::None => None,
+            StoreChoice::Given(store) => Some(store),
+            StoreChoice::DefaultFile => Some(Arc::new(FileStore::new(FileStore::default_path(
+                token_url.as_str(),
+                &self.client_id,
+                self.credentials.username(),
+            )?))),
+        };
         let config = Config {
             token_url,
             client_id: self.client_id,
@@ -288,9 +322,32 @@ impl TokenManagerBuilder {
         Ok(TokenManager::from_parts(
             config,
             transport,
-            self.store,
+            store,
             self.credentials,
         ))
+    }
+}
+
+/// `BODHI_STORE`: `none`, `file`, `file:PATH` (`redis://...` is reserved).
+fn store_from_env() -> Result<StoreChoice, Error> {
+    let Some(value) = crate::env::read(STORE_ENV)? else {
+        return Ok(StoreChoice::None);
+    };
+    match value.as_str() {
+        "none" => Ok(StoreChoice::None),
+        "file" => Ok(StoreChoice::DefaultFile),
+        _ => match value.strip_prefix("file:") {
+            Some("") => Err(Error::new(
+                ErrorKind::Config,
+                format!("{STORE_ENV}: `file:` needs a path after it (or use `file`)"),
+            )),
+            Some(path) => Ok(StoreChoice::Given(Arc::new(FileStore::new(path)))),
+            // The value is not echoed: a mistyped URL may hold a password.
+            None => Err(Error::new(
+                ErrorKind::Config,
+                format!("{STORE_ENV}: expected `none`, `file` or `file:PATH`"),
+            )),
+        },
     }
 }
 

@@ -200,6 +200,15 @@ pub struct FakeIdm {
     received: Arc<watch::Sender<usize>>,
 }
 
+/// The fake wires itself into the builder; the builder knows no fake.
+impl crate::TokenManagerBuilder {
+    /// Talks to an in-memory [`FakeIdm`] instead of the network, so that tests can run
+    /// under paused Tokio time.
+    pub fn fake_idm(self, idm: &FakeIdm) -> Self {
+        self.transport(Arc::new(idm.clone()), FakeIdm::IN_MEMORY_TOKEN_URL)
+    }
+}
+
 impl Default for FakeIdm {
     fn default() -> Self {
         FakeIdm::new()
