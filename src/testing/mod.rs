@@ -2,7 +2,9 @@
 //!
 //! The same code serves this crate's tests, its examples, its benchmarks and your own
 //! tests: a [`FakeIdm`] in memory (for paused-time tests) or on loopback HTTP, and a
-//! [`FakeApi`] that accepts only live tokens from it.
+//! [`FakeApi`] that accepts only live tokens from it, and can be scripted with
+//! [`Reply`]s (a 503, a 401, a route's JSON) and keep a log of [`ApiRequest`]s, to test
+//! your own parsing and error handling.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -25,6 +27,6 @@ mod api;
 mod idm;
 mod server;
 
-pub use api::FakeApi;
+pub use api::{ApiRequest, FakeApi, Reply};
 pub use idm::{FakeIdm, Fault, RecordedRequest};
 pub use server::FakeServer;
