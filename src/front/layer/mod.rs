@@ -51,7 +51,8 @@
 //!   says "not resent: the body cannot be copied". A body read as it is sent (hyper's
 //!   `Incoming`, axum's `Body`, a stream) can be copied when a [`BufferBodyLayer`]
 //!   outside this layer collected it: use [`BufferedBodies`] then.
-//! - Errors are [`BoxError`]; a token failure is a [`crate::Error`] inside it.
+//! - Errors are [`BoxError`]; a token failure is a [`crate::Error`] inside it, found
+//!   with [`Error::find_in(&*error)`](crate::Error::find_in) however other layers wrapped it.
 //!
 //! # The inner service must be `Clone`
 //! [`IdmAuth<S>`] is a `Service` only when `S: Service<http::Request<_>> + Clone`: a
