@@ -223,8 +223,15 @@ impl FakeApi {
             .and_then(|h| h.strip_prefix("Bearer "))
             .and_then(|token| self.idm.validate(token))
             .filter(|_| !forced);
+        // The usual answers are built in place, not through a `Reply`: a served fake is
+        // part of the reqwest rows of `benches/allocations.rs`.
         let Some(user) = user else {
-            return Reply::unauthorized().response();
+            let mut response = json_response(Bytes::new());
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(INVALID_TOKEN));
+            return response;
         };
         let route = script
             .routes
@@ -232,9 +239,21 @@ impl FakeApi {
             .find(|(m, p, _)| m == method && p == path);
         match route {
             Some((_, _, reply)) => reply.response(),
-            None => Reply::json(200, format!("{{\"user\":\"{user}\"}}")).response(),
+            None => json_response(Bytes::from(format!("{{\"user\":\"{user}\"}}"))),
         }
     }
+}
+
+/// The API's `WWW-Authenticate` for a request without a live token.
+const INVALID_TOKEN: &str = r#"Bearer realm="bodhi", error="invalid_token""#;
+
+/// A 200 with `Content-Type: application/json` and `body`.
+fn json_response(body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 impl<B> tower_service::Service<Request<B>> for FakeApi {
@@ -294,10 +313,8 @@ impl Reply {
     /// The 401 the API answers a request without a live token, with
     /// `WWW-Authenticate: Bearer realm="bodhi", error="invalid_token"`.
     pub fn unauthorized() -> Reply {
-        Reply::json(401, Bytes::new()).header(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="bodhi", error="invalid_token""#),
-        )
+        Reply::json(401, Bytes::new())
+            .header(WWW_AUTHENTICATE, HeaderValue::from_static(INVALID_TOKEN))
     }
 
     /// Adds a header (one more value if the name is already there).
