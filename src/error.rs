@@ -165,6 +165,76 @@ impl Error {
     pub fn same_as(&self, other: &Error) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// The `bodhi_auth::Error` anywhere in `error`'s chain, however other middleware
+    /// wrapped it: `error` itself, any of its `source()`s, and inside the wrappers whose
+    /// `source()` skips the error they hold, so that a walk over `source()` (or a
+    /// `downcast_ref` on the outermost error) misses ours:
+    /// - `reqwest_middleware::Error::Middleware`, transparent around an `anyhow::Error`;
+    /// - `reqwest_retry::RetryError` (0.9), with the feature `reqwest-retry`: with
+    ///   `RetryTransientMiddleware` outside [`IdmAuthMiddleware`](crate::IdmAuthMiddleware),
+    ///   a token failure comes back as `Middleware(RetryError::Error(Middleware(ours)))`,
+    ///   transparent all the way, so without the feature it is not found there.
+    ///
+    /// A chain that loops back on itself ends the search (`None`) after 64 steps.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bodhi_auth::testing::{FakeApi, FakeIdm};
+    /// use bodhi_auth::{Credentials, ErrorKind, IdmAuthMiddleware, TokenManager, TokenScope};
+    ///
+    /// let idm = FakeIdm::new();
+    /// let api = FakeApi::new(&idm).serve().await?;
+    /// let manager = TokenManager::builder(Credentials::new("user", "wrong password"))
+    ///     .fake_idm(&idm)
+    ///     .build()?;
+    /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    ///     .with(IdmAuthMiddleware::with_manager(manager, TokenScope::origins([api.url("")])?))
+    ///     .build();
+    /// let error = client.get(api.url("/stores")).send().await.unwrap_err();
+    /// let found = bodhi_auth::Error::find_in(&error).expect("a token failure");
+    /// assert_eq!(found.kind(), ErrorKind::InvalidCredentials);
+    /// // The same for the Tower layer's `BoxError`: `Error::find_in(&*error)`.
+    /// # Ok(()) }
+    /// ```
+    pub fn find_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
+        // A chain longer than this is taken to loop back on itself.
+        const MAX_DEPTH: usize = 64;
+        let mut next = Some(error);
+        for _ in 0..MAX_DEPTH {
+            let current = next?;
+            if let Some(found) = current.downcast_ref::<Error>() {
+                return Some(found);
+            }
+            next = match unwrapped(current) {
+                Some(inner) => Some(inner),
+                None => current.source(),
+            };
+        }
+        None
+    }
+}
+
+/// The error that a wrapper known to hide it holds: one whose `source()` skips the
+/// error it wraps (a transparent wrapper around anyhow, or around another such wrapper).
+#[cfg_attr(not(feature = "reqwest"), allow(unused_variables))]
+fn unwrapped<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    #[cfg(feature = "reqwest")]
+    if let Some(reqwest_middleware::Error::Middleware(inner)) =
+        error.downcast_ref::<reqwest_middleware::Error>()
+    {
+        // `anyhow::Error` derefs to the error it holds.
+        let inner: &(dyn StdError + Send + Sync + 'static) = &**inner;
+        return Some(inner);
+    }
+    #[cfg(feature = "reqwest-retry")]
+    if let Some(retry) = error.downcast_ref::<reqwest_retry::RetryError>() {
+        let (reqwest_retry::RetryError::WithRetries { err, .. }
+        | reqwest_retry::RetryError::Error(err)) = retry;
+        return Some(err);
+    }
+    None
 }
 
 impl fmt::Debug for Error {

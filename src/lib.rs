@@ -71,7 +71,10 @@ pub use environment::{ENVIRONMENT_ENV, Environment};
 pub use error::{Error, ErrorKind};
 pub use front::scope::{API_URL_ENV, TokenScope};
 #[cfg(feature = "tower")]
-pub use layer::{BoxError, CloneBodyFn, IdmAuth, IdmAuthLayer, KnownBodies, NoReplay, ReplayBody};
+pub use layer::{
+    BoxError, BufferBody, BufferBodyLayer, BufferedBodies, CloneBodyFn, IdmAuth, IdmAuthLayer,
+    KnownBodies, NoReplay, ReplayBody, ReplayableBody,
+};
 pub use manager::{
     DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TOKEN_URL_ENV, TokenManager,
     TokenManagerBuilder,

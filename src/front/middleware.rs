@@ -26,7 +26,10 @@
 //! has one; on a 401 to our token, the token is invalidated and the request is resent
 //! once when `Request::try_clone()` succeeds (not for streaming bodies) and the token
 //! changed. Token failures are `reqwest_middleware::Error::Middleware` wrapping a
-//! [`crate::Error`] (downcast works).
+//! [`crate::Error`]: find it with [`Error::find_in(&error)`](crate::Error::find_in),
+//! not a `downcast_ref` on the outermost error, which misses it as soon as another
+//! middleware wraps it (reqwest-retry's `RetryTransientMiddleware` outside this one
+//! does, and then needs the feature `reqwest-retry`).
 //!
 //! reqwest follows redirects below the middleware, so the scope is checked on the URL
 //! the request was made for; on each hop to another origin (scheme, host or port),

@@ -2,7 +2,9 @@
 //!
 //! The same code serves this crate's tests, its examples, its benchmarks and your own
 //! tests: a [`FakeIdm`] in memory (for paused-time tests) or on loopback HTTP, and a
-//! [`FakeApi`] that accepts only live tokens from it. [`store_conformance`] checks a
+//! [`FakeApi`] that accepts only live tokens from it, and can be scripted with
+//! [`Reply`]s (a 503, a 401, a route's JSON) and keep a log of [`ApiRequest`]s, to test
+//! your own parsing and error handling. [`store_conformance`] checks a
 //! [`TokenStore`](crate::store::TokenStore) of your own.
 //!
 //! ```
@@ -27,7 +29,7 @@ mod idm;
 mod server;
 mod store_conformance;
 
-pub use api::FakeApi;
+pub use api::{ApiRequest, FakeApi, Reply};
 pub use idm::{FakeIdm, Fault, RecordedRequest};
 pub use server::FakeServer;
 pub use store_conformance::store_conformance;

@@ -144,15 +144,17 @@ impl FakeIdm {
 }
 
 impl FakeApi {
-    /// Serves this API on a free loopback port; every path answers the same way.
+    /// Serves this API on a free loopback port. Each request's body is read to its end
+    /// before it is answered, so a streaming upload completes and the
+    /// [log](FakeApi::recorded) holds it.
     pub async fn serve(&self) -> io::Result<FakeServer> {
         let api = self.clone();
         serve(Arc::new(move |request: Request<Incoming>| {
-            let response = api.respond(request.headers().get(AUTHORIZATION));
+            let api = api.clone();
             Box::pin(async move {
-                // Read the request body so a streaming upload completes.
-                let _ = request.into_body().collect().await;
-                Some(response)
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await.ok().map(|body| body.to_bytes());
+                Some(api.reply(&parts.method, &parts.uri, &parts.headers, body))
             }) as Handled
         }))
         .await

@@ -52,6 +52,7 @@ pin_project! {
             // the cached path, which moves it around.
             pending: Option<Box<(Request<B>, S)>>,
             replay: Option<Box<Replay<S, B>>>,
+            uncopied: bool,
         },
         // Sent with our token; a 401 may lead to a resend.
         Sent {
@@ -61,6 +62,8 @@ pin_project! {
             replay: Option<Box<Replay<S, B>>>,
             // Without a copy, what is left of the request's address: its origin.
             sent_to: Option<OriginKey>,
+            // Resending was on, but the body could not be copied.
+            uncopied: bool,
         },
         // Got a 401; waiting for a token that differs from the rejected one.
         Renewing {
@@ -90,15 +93,17 @@ where
         }
     }
 
-    /// `request` with `token` set, sent through `service`.
+    /// `request` with `token` set, sent through `service`. `uncopied`: resending was on
+    /// but the body could not be copied (said in a `debug` event if a 401 comes back).
     pub(crate) fn send(
         service: &mut S,
         request: Request<B>,
         token: AccessToken,
         replay: Option<Box<Replay<S, B>>>,
+        uncopied: bool,
     ) -> Self {
         ResponseFuture {
-            state: State::send(service, request, token, replay),
+            state: State::send(service, request, token, replay, uncopied),
         }
     }
 
@@ -106,6 +111,7 @@ where
         request: Request<B>,
         service: S,
         replay: Option<Box<Replay<S, B>>>,
+        uncopied: bool,
         manager: &TokenManager,
     ) -> Self {
         ResponseFuture {
@@ -113,6 +119,7 @@ where
                 token: Box::pin(manager.clone().access_token_owned()),
                 pending: Some(Box::new((request, service))),
                 replay,
+                uncopied,
             },
         }
     }
@@ -140,6 +147,7 @@ where
                     token,
                     pending,
                     replay,
+                    uncopied,
                 } => {
                     let token = match ready!(token.as_mut().poll(cx)) {
                         Ok(token) => token,
@@ -152,13 +160,14 @@ where
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     let (request, mut service) = *pending;
-                    State::send(&mut service, request, token, replay.take())
+                    State::send(&mut service, request, token, replay.take(), *uncopied)
                 }
                 StateProj::Sent {
                     future,
                     token,
                     replay,
                     sent_to,
+                    uncopied,
                 } => {
                     let response = match ready!(future.poll(cx)) {
                         Ok(response) => response,
@@ -176,6 +185,9 @@ where
                     }
                     let by = rejector(&response, replay.as_deref(), *sent_to);
                     let Some(replay) = replay.take() else {
+                        if *uncopied && by == Rejector::Request {
+                            tracing::debug!(target: "bodhi_auth", "not resent: the body cannot be copied");
+                        }
                         // No copy to resend: invalidate so the next request is fresh,
                         // through the token's handle on its cache (if the cache is gone,
                         // so is the token it held).
@@ -260,6 +272,7 @@ where
         mut request: Request<B>,
         token: AccessToken,
         replay: Option<Box<Replay<S, B>>>,
+        uncopied: bool,
     ) -> Self {
         set_token(&mut request, &token);
         // With a copy, its URI says where the request went; without one, only the
@@ -272,6 +285,7 @@ where
             token: Some(token),
             replay,
             sent_to,
+            uncopied,
         }
     }
 }

@@ -47,8 +47,12 @@
 //!   scope. With `any_origin()`, every hop gets it, whatever origin the `Location` names.
 //! - Resending needs a copy of the request, made before it is sent. See [`ReplayBody`]
 //!   for which bodies can be copied; without a copy, the 401 is returned after the
-//!   token was invalidated, so the next request gets a fresh token.
-//! - Errors are [`BoxError`]; a token failure is a [`crate::Error`] inside it.
+//!   token was invalidated, so the next request gets a fresh token, and a `debug` event
+//!   says "not resent: the body cannot be copied". A body read as it is sent (hyper's
+//!   `Incoming`, axum's `Body`, a stream) can be copied when a [`BufferBodyLayer`]
+//!   outside this layer collected it: use [`BufferedBodies`] then.
+//! - Errors are [`BoxError`]; a token failure is a [`crate::Error`] inside it, found
+//!   with [`Error::find_in(&*error)`](crate::Error::find_in) however other layers wrapped it.
 //!
 //! # The inner service must be `Clone`
 //! [`IdmAuth<S>`] is a `Service` only when `S: Service<http::Request<_>> + Clone`: a
@@ -65,15 +69,19 @@
 //!     .service(client)
 //! ```
 
+mod body;
+mod buffer;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
 mod replay;
 mod service;
 
+pub use body::ReplayableBody;
+pub use buffer::{BufferBody, BufferBodyFuture, BufferBodyLayer};
 pub use future::ResponseFuture;
 pub use layer::IdmAuthLayer;
-pub use replay::{CloneBodyFn, KnownBodies, NoReplay, ReplayBody};
+pub use replay::{BufferedBodies, CloneBodyFn, KnownBodies, NoReplay, ReplayBody};
 pub use service::IdmAuth;
 
 /// The error type of [`IdmAuth`]: the same type as `tower::BoxError`.

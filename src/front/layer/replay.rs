@@ -4,7 +4,10 @@ use std::any::Any;
 use std::fmt;
 
 use bytes::Bytes;
+use http_body::Body;
 use http_body_util::{Empty, Full};
+
+use super::body::ReplayableBody;
 
 /// Makes a copy of a request body so the request can be sent a second time.
 ///
@@ -19,8 +22,10 @@ pub trait ReplayBody<B> {
 /// `Empty<Bytes>`, `String`, `Vec<u8>`, `Bytes` and `()` — and no others (hyper's
 /// `Incoming`, `axum::body::Body`, boxed and streaming bodies are not copied).
 ///
-/// Recognising the type needs `B: 'static`; for other body types use [`NoReplay`] or
-/// [`CloneBodyFn`].
+/// Recognising the type needs `B: 'static`; for a body type that is not `'static`, use
+/// [`NoReplay`] or [`CloneBodyFn`]. To resend requests whose body is read as it is sent
+/// (`Incoming`, axum's `Body`, streams), put a [`BufferBodyLayer`](super::BufferBodyLayer)
+/// outside the layer and use [`BufferedBodies`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KnownBodies;
 
@@ -53,6 +58,30 @@ impl<B: 'static> ReplayBody<B> for KnownBodies {
     }
 }
 
+/// Copies the [`ReplayableBody`] bodies that a [`BufferBodyLayer`](super::BufferBodyLayer)
+/// outside the auth layer collected, and empty ones of any type; a body it streamed on
+/// (over its limit) is not copied, and a 401 to it is returned (after the token is
+/// invalidated, with a `debug` event "not resent: the body cannot be copied").
+///
+/// ```
+/// use bodhi_auth::{BufferBodyLayer, BufferedBodies, Credentials, IdmAuthLayer, TokenScope};
+///
+/// let scope = TokenScope::origins(["https://api.bodhi.example"])?;
+/// let layers = tower::ServiceBuilder::new()
+///     .layer(BufferBodyLayer::new(64 * 1024))
+///     .layer(IdmAuthLayer::new(Credentials::new("user", "secret"), scope).replay(BufferedBodies));
+/// # let _ = layers;
+/// # Ok::<(), bodhi_auth::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BufferedBodies;
+
+impl<B: Body> ReplayBody<ReplayableBody<B>> for BufferedBodies {
+    fn clone_body(&self, body: &ReplayableBody<B>) -> Option<ReplayableBody<B>> {
+        body.try_clone()
+    }
+}
+
 /// Never copies a body: a 401 is always returned (after invalidating the token).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoReplay;
@@ -63,7 +92,13 @@ impl<B> ReplayBody<B> for NoReplay {
     }
 }
 
-/// A body copier written by the user, for body types this crate cannot know.
+/// A body copier written by the user, for body types this crate cannot know and that can
+/// be copied from a shared reference: a type of your own that is `Clone`, or one that
+/// holds its bytes.
+///
+/// It gets `&B` before the request is sent, so it cannot copy a body that is read as it
+/// is sent (hyper's `Incoming`, axum's `Body`, a stream): reading it would consume it.
+/// For those, use [`BufferBodyLayer`](super::BufferBodyLayer) and [`BufferedBodies`].
 ///
 /// ```
 /// use bodhi_auth::{CloneBodyFn, Credentials, IdmAuthLayer, TokenScope};

@@ -110,9 +110,10 @@ where
         } else {
             None
         };
+        let uncopied = self.resend && replay.is_none();
         match self.manager.cached() {
-            Some(token) => ResponseFuture::send(&mut inner, request, token, replay),
-            None => ResponseFuture::wait_for_token(request, inner, replay, &self.manager),
+            Some(token) => ResponseFuture::send(&mut inner, request, token, replay, uncopied),
+            None => ResponseFuture::wait_for_token(request, inner, replay, uncopied, &self.manager),
         }
     }
 }
