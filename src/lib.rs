@@ -76,8 +76,8 @@ pub use layer::{
     KnownBodies, NoReplay, ReplayBody, ReplayableBody,
 };
 pub use manager::{
-    DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TOKEN_URL_ENV, TokenManager,
-    TokenManagerBuilder,
+    DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, IdmFailures, Stats, TOKEN_URL_ENV,
+    TokenManager, TokenManagerBuilder, TokenState,
 };
 #[cfg(feature = "reqwest")]
 pub use middleware::IdmAuthMiddleware;

@@ -138,6 +138,7 @@ impl Middleware for IdmAuthMiddleware {
         copy.headers_mut()
             .insert(AUTHORIZATION, fresh.header_value().clone());
         tracing::debug!(target: "bodhi_auth", "resending the request after a 401");
+        self.manager.count(crate::manager::Event::Resend);
         next.run(copy, extensions).await
     }
 }

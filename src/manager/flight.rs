@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use super::Inner;
 use super::state::{FlightResult, Fresh, RefreshToken};
+use super::{Event, Inner};
 use crate::error::shown_duration;
 use crate::idm::transport;
 use crate::idm::wire::{self as idm, GrantKind, TokenResponse};
@@ -129,6 +129,19 @@ pub(super) async fn fetch_from_idm(
     id: u64,
     deadline: Instant,
 ) -> Result<Fresh, Stop> {
+    let outcome = grants(inner, id, deadline).await;
+    match &outcome {
+        Ok(fresh) => super::stats::token_expires_at(fresh.token.expires_at()),
+        Err(Stop::Failed(error) | Stop::RefreshMaybeSpent(error)) => {
+            inner.counters.count(Event::Failure(error.kind()))
+        }
+        Err(Stop::Superseded) => {}
+    }
+    outcome
+}
+
+/// The grants of [`fetch_from_idm`].
+async fn grants(inner: &Arc<Inner>, id: u64, deadline: Instant) -> Result<Fresh, Stop> {
     let (credentials, refresh) = {
         let shared = inner.shared.read();
         let now = Instant::now();
@@ -138,7 +151,9 @@ pub(super) async fn fetch_from_idm(
     if let Some(refresh) = refresh {
         match request_token(inner, id, Grant::Refresh(&refresh), deadline).await {
             Ok((response, sent_at)) => {
-                return Ok(fresh(inner, response, sent_at, Some(&refresh))?);
+                let fresh = fresh(inner, response, sent_at, Some(&refresh))?;
+                inner.counters.count(Event::Refresh);
+                return Ok(fresh);
             }
             Err(Stop::Superseded) => return Err(Stop::Superseded),
             Err(Stop::RefreshMaybeSpent(error)) => {
@@ -169,7 +184,9 @@ pub(super) async fn fetch_from_idm(
     }
     let (response, sent_at) =
         request_token(inner, id, Grant::Password(&credentials), deadline).await?;
-    Ok(fresh(inner, response, sent_at, None)?)
+    let fresh = fresh(inner, response, sent_at, None)?;
+    inner.counters.count(Event::Login);
+    Ok(fresh)
 }
 
 /// Turns an answer into a cacheable token, measuring lifetimes from `sent_at`.

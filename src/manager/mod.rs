@@ -12,10 +12,13 @@ mod clock;
 mod flight;
 mod shared_session;
 mod state;
+mod stats;
 
 pub use builder::{
     DEFAULT_CLIENT_ID, DEFAULT_REFRESH_MARGIN, DEFAULT_SCOPE, TOKEN_URL_ENV, TokenManagerBuilder,
 };
+pub(crate) use stats::Event;
+pub use stats::{IdmFailures, Stats, TokenState};
 
 use crate::idm::transport::Transport;
 use crate::idm::wire as idm;
@@ -82,6 +85,7 @@ pub(crate) struct Inner {
     pub(crate) transport: Arc<dyn Transport>,
     /// Where the session also lives, beyond this process (none by default).
     pub(crate) store: Option<Arc<dyn TokenStore>>,
+    pub(crate) counters: stats::Counters,
     pub(crate) shared: RwLock<Shared>,
 }
 
@@ -137,6 +141,7 @@ impl TokenManager {
                 config,
                 transport,
                 store,
+                counters: stats::Counters::default(),
                 shared: RwLock::new(Shared::new(credentials)),
             }),
         }
@@ -439,6 +444,47 @@ impl TokenManager {
         self.inner.shared.write().replace_credentials(credentials);
     }
 
+    /// What this manager has done (logins, refreshes, failures, 401s, resends, store
+    /// use) and where its token stands. Cheap: a few atomic loads and a read lock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), bodhi_auth::Error> {
+    /// use bodhi_auth::testing::FakeIdm;
+    /// use bodhi_auth::{Credentials, TokenManager, TokenState};
+    ///
+    /// let idm = FakeIdm::new();
+    /// let manager = TokenManager::builder(Credentials::new("user", "secret"))
+    ///     .fake_idm(&idm)
+    ///     .build()?;
+    /// manager.access_token().await?;
+    /// let stats = manager.stats();
+    /// assert_eq!((stats.logins, stats.state), (1, TokenState::Valid));
+    /// assert!(stats.expires_in.unwrap().as_secs() > 29 * 3600);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let shared = self.inner.shared.read();
+        let now = Instant::now();
+        let state = shared.state.token_state();
+        let mut stats = self.inner.counters.snapshot(state);
+        if let Some((token, refresh_at)) = shared.state.current_with_refresh_at() {
+            stats.refresh_due_in = Some(refresh_at.saturating_duration_since(now));
+            stats.expires_in = Some(token.deadline().saturating_duration_since(now));
+            stats.expires_at = Some(token.expires_at());
+        }
+        if state == TokenState::CoolingDown {
+            stats.cooldown_remaining = shared.next_attempt_in(now);
+        }
+        stats
+    }
+
+    /// Counts something a front end did.
+    #[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
+    pub(crate) fn count(&self, event: Event) {
+        self.inner.counters.count(event);
+    }
+
     /// The token endpoint this manager uses.
     pub fn token_url(&self) -> &str {
         self.inner.config.token_url.as_str()
@@ -547,6 +593,10 @@ impl Issuer for Inner {
             Instant::now(),
             self.config.policy.min_relogin_interval,
         );
+        self.counters.count(Event::Rejection);
+        if matches!(outcome, Invalidation::Throttled { .. }) {
+            self.counters.count(Event::Throttled);
+        }
         match outcome {
             Invalidation::Dropped => {
                 tracing::debug!(target: "bodhi_auth", "token rejected by the API; dropped")

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::flight::{Stop, fetch_from_idm};
 use super::state::{Fresh, RefreshToken};
-use super::{Inner, clock};
+use super::{Event, Inner, clock};
 use crate::error::shown_duration;
 use crate::store::{
     Lease, Session, StoredAccess, StoredCooldown, StoredRefresh, TokenStore, from_unix_ms,
@@ -37,7 +37,6 @@ pub(super) async fn fetch(
         };
         let ours = ours(inner, stored);
         if let Some(answer) = answer_from(inner, store, ours.as_ref()) {
-            tracing::debug!(target: "bodhi_auth", flight = id, "using the stored session");
             return answer;
         }
         mark_rejected(inner, store, ours.as_ref()).await;
@@ -64,6 +63,7 @@ pub(super) async fn fetch(
                     flight = id,
                     "another process is talking to the IDM; waiting for its session"
                 );
+                inner.counters.count(Event::StoreLeaseWait);
                 let wait = ttl.min(deadline.saturating_duration_since(now));
                 if let Err(error) = store.wait_for_release(wait).await {
                     return without_store(inner, id, deadline, error).await;
@@ -196,6 +196,8 @@ fn answer_from(
         }
     }
     if let Some(fresh) = adoptable(inner, session, now) {
+        tracing::debug!(target: "bodhi_auth", "using the stored session");
+        inner.counters.count(Event::StoreHit);
         return Some(Ok(fresh));
     }
     let cooldown = session.cooldown.as_ref()?;
@@ -319,6 +321,7 @@ async fn mark_rejected(inner: &Inner, store: &dyn TokenStore, session: Option<&S
         return;
     };
     if let Err(error) = store.mark_rejected(&rejected).await {
+        inner.counters.count(Event::StoreError);
         tracing::debug!(target: "bodhi_auth", %error, "could not mark the rejected token in the store");
     }
 }
@@ -400,7 +403,10 @@ async fn save_outcome(
             target: "bodhi_auth",
             "another process stored a newer session meanwhile; not overwriting it"
         ),
-        Err(error) => tracing::warn!(target: "bodhi_auth", %error, "could not store the session"),
+        Err(error) => {
+            inner.counters.count(Event::StoreError);
+            tracing::warn!(target: "bodhi_auth", %error, "could not store the session")
+        }
     }
 }
 
@@ -431,6 +437,7 @@ async fn without_store(
     deadline: Instant,
     error: Error,
 ) -> Result<Fresh, Stop> {
+    inner.counters.count(Event::StoreError);
     if error.kind() == ErrorKind::Config {
         return Err(Stop::Failed(error));
     }

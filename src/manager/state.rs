@@ -111,6 +111,25 @@ impl State {
         self.flight().map(|f| f.id)
     }
 
+    /// The current token and when it is due for refresh, if there is one.
+    pub(crate) fn current_with_refresh_at(&self) -> Option<(&AccessToken, Instant)> {
+        match self {
+            State::Valid(c) | State::RefreshingWhileValid(c, _) => Some((&c.token, c.refresh_at)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn token_state(&self) -> super::TokenState {
+        use super::TokenState;
+        match self {
+            State::Empty => TokenState::Empty,
+            State::Fetching(_) => TokenState::Fetching,
+            State::Valid(_) => TokenState::Valid,
+            State::RefreshingWhileValid(..) => TokenState::RefreshingWhileValid,
+            State::CoolingDown { .. } => TokenState::CoolingDown,
+        }
+    }
+
     pub(crate) fn name(&self) -> &'static str {
         match self {
             State::Empty => "Empty",

@@ -15,6 +15,7 @@ use super::BoxError;
 use super::service::set_token;
 use crate::front::origin::{Origin, OriginKey};
 use crate::front::{Rejector, Replacement, replace_rejected};
+use crate::manager::Event;
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
@@ -244,9 +245,10 @@ where
                     let Replay {
                         request,
                         mut service,
-                        ..
+                        manager,
                     } = *pending;
                     tracing::debug!(target: "bodhi_auth", "resending the request after a 401");
+                    manager.count(Event::Resend);
                     State::Forward {
                         future: service.call(request),
                     }
