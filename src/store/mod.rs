@@ -56,12 +56,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+mod sealed;
 mod session;
 
 /// The attribute [`TokenStore`] and [`Lease`] are written with: implement them as
 /// `#[bodhi_auth::store::async_trait] impl TokenStore for MyStore { ... }`.
 pub use async_trait::async_trait;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
 pub use session::Session;
 pub(crate) use session::{StoredAccess, StoredCooldown, StoredRefresh, from_unix_ms, to_unix_ms};
 
