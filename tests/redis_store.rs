@@ -170,47 +170,65 @@ async fn a_waiter_is_woken_by_the_release_message_not_by_polling() {
 }
 
 #[tokio::test]
-async fn fifty_processes_log_in_once_refresh_once_and_relogin_once_after_a_401() {
+async fn fifty_processes_log_in_once_relogin_once_after_a_401_and_refresh_once_at_expiry() {
     let redis = RedisServer::start();
     let idm = FakeIdm::new();
     idm.set_latency(Duration::from_millis(200));
-    // The first token lives 8 s (refresh due at 4 s), so that expiry comes soon.
-    idm.set_access_ttl(Duration::from_secs(8));
-    let managers = fleet(&idm, &redis, FLEET);
+    let managers: Vec<_> = (0..FLEET)
+        .map(|_| {
+            builder(&idm)
+                .store(redis.store())
+                // Each 401 below is a new one, not a repeat to throttle.
+                .min_relogin_interval(Duration::ZERO)
+                .build()
+                .unwrap()
+        })
+        .collect();
 
+    // Cold start. Every token a burst sees lives 30 hours.
     let first = everyone(&managers).await;
     assert!(all_same(&first));
     assert_eq!(idm.token_requests(), 1, "one login at cold start");
     assert_eq!(idm.password_grants(), 1);
 
-    // At expiry: one refresh, with the stored refresh token.
-    idm.set_access_ttl(Duration::from_secs(108_000));
-    // Past every manager's expiry (the one that logged in counts from its request; the
-    // others adopted with the clock-skew margin).
-    let last = first.iter().map(AccessToken::expires_in).max().unwrap();
-    tokio::time::sleep(last + Duration::from_millis(100)).await;
-    let renewed = everyone(&managers).await;
-    assert!(all_same(&renewed));
-    assert!(!renewed[0].same_token(&first[0]));
-    assert_eq!(idm.token_requests(), 2, "one refresh at expiry");
-    assert_eq!(idm.refresh_grants(), 1);
-
     // The API rejects the token in every process: one re-login.
-    for (manager, token) in managers.iter().zip(&renewed) {
+    for (manager, token) in managers.iter().zip(&first) {
         assert!(manager.invalidate(token));
     }
     let relogged = everyone(&managers).await;
     assert!(all_same(&relogged));
     assert!(
-        !relogged[0].same_token(&renewed[0]),
+        !relogged[0].same_token(&first[0]),
         "nobody adopted the rejected token"
     );
-    assert_eq!(idm.token_requests(), 3, "one re-login after the 401s");
+    assert_eq!(idm.token_requests(), 2, "one re-login after the 401s");
+
+    // Expiry, made on purpose with no burst in flight: every process takes a 10 s token
+    // one after the other (one re-login, then adoptions), and waits it out.
+    idm.set_access_ttl(Duration::from_secs(10));
+    let mut short = Vec::new();
+    for (manager, token) in managers.iter().zip(&relogged) {
+        assert!(manager.invalidate(token));
+        short.push(manager.access_token().await.unwrap());
+    }
+    assert!(all_same(&short));
+    assert_eq!(idm.token_requests(), 3);
+    idm.set_access_ttl(Duration::from_secs(108_000));
+    let last = short.iter().map(AccessToken::expires_in).max().unwrap();
+    tokio::time::sleep(last + Duration::from_millis(100)).await;
+
+    let renewed = everyone(&managers).await;
+    assert!(all_same(&renewed));
+    assert!(!renewed[0].same_token(&short[0]));
+    assert_eq!(idm.token_requests(), 4, "one refresh at expiry");
+    // Every renewal after the first login presented the stored refresh token.
+    assert_eq!(idm.password_grants(), 1);
+    assert_eq!(idm.refresh_grants(), 3);
 
     // A process starting now adopts the session: no IDM request.
     let late = builder(&idm).store(redis.store()).build().unwrap();
-    assert!(late.access_token().await.unwrap().same_token(&relogged[0]));
-    assert_eq!(idm.token_requests(), 3);
+    assert!(late.access_token().await.unwrap().same_token(&renewed[0]));
+    assert_eq!(idm.token_requests(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +299,7 @@ async fn a_lease_holder_killed_mid_flight_is_taken_over_when_its_lease_expires()
 async fn a_wrong_password_costs_one_failed_login_per_cooldown_across_twenty_processes() {
     let redis = RedisServer::start();
     let idm = FakeIdm::new();
-    let cooldown = Duration::from_secs(2);
+    let cooldown = Duration::from_secs(3);
     let store = Arc::new(redis.store());
     let wrong: Vec<_> = (0..20)
         .map(|_| {

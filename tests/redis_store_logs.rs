@@ -165,7 +165,14 @@ async fn outages_and_unreadable_entries_are_logged_once_each() {
         "names this process's keys too: {warning}"
     );
 
-    eprintln!("{}", logs.text().lines().filter(|l| l.contains("WARN") || l.contains("INFO")).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        logs.text()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("INFO"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // No key reached a log line.
     let text = logs.text();
     for key in [redis_server::KEY, KEY_B] {
