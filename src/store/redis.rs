@@ -1,113 +1,7 @@
 //! [`RedisStore`]: one session for a whole fleet, kept in Redis (feature `redis`).
 //!
-//! Every process of a fleet (or every run of a cron job on many machines) that builds a
-//! `RedisStore` for the same Redis, token URL, client id and user name shares one
-//! session: one login for all of them, one refresh per expiry, one re-login after the
-//! API rejects a token, one failed login per cooldown when the password is wrong.
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), bodhi_auth::Error> {
-//! use bodhi_auth::store::RedisStore;
-//! use bodhi_auth::{Credentials, TokenManager};
-//!
-//! let credentials = Credentials::from_env()?;
-//! let manager = TokenManager::builder(credentials.clone());
-//! // The key seals what is stored: `openssl rand -base64 32`, the same for the fleet.
-//! let key = std::env::var("BODHI_STORE_KEY").unwrap_or_default();
-//! let store = RedisStore::builder("redis://redis.internal:6379/0")
-//!     .keys(&key)
-//!     .session_for(
-//!         "https://login.bodhi.io/auth/realms/hotschedules/protocol/openid-connect/token",
-//!         bodhi_auth::DEFAULT_CLIENT_ID,
-//!         credentials.username(),
-//!     )
-//!     .build()?; // no I/O: it connects on first use
-//! let manager = manager.store(store).build()?;
-//! let token = manager.access_token().await?;
-//! # Ok(()) }
-//! ```
-//!
-//! # What is stored
-//!
-//! Under the prefix ([`RedisStore::DEFAULT_PREFIX`] unless set), for a digest of the
-//! token URL, client id and user name (so the user name is not in the key, and two
-//! accounts or two environments never share a session):
-//!
-//! | key | type | what |
-//! |---|---|---|
-//! | `bodhi-auth:{digest}:session` | hash | `v`: the record's version (for compare-and-swap); `s`: the sealed [`Session`] |
-//! | `bodhi-auth:{digest}:lease` | string | the lease holder's random token, with `PX` |
-//! | `bodhi-auth:{digest}:released` | Pub/Sub channel | a message each time the lease is released |
-//!
-//! The session expires on its own: its TTL is the longer of the access token's and the
-//! refresh token's remaining lives (and any cooldown it carries), at least
-//! [`RedisStore::SESSION_TTL_FLOOR`] and at most [`RedisStore::SESSION_TTL_CEILING`].
-//!
-//! # Encrypted at rest, and a key is required
-//!
-//! The session (refresh token included) is sealed with XChaCha20-Poly1305 under the
-//! first key of `BODHI_STORE_KEY` (base64 of 32 random bytes: `openssl rand -base64
-//! 32`), with a random nonce per seal, and the key name and version as associated data:
-//! an entry copied under another account's or environment's key does not open. A
-//! `RedisStore` cannot be built without a key: a shared cache that keeps refresh tokens
-//! in clear hands the account to whoever can read the cache.
-//!
-//! Rotation: `BODHI_STORE_KEY=new,old` seals with `new` and opens with both. Roll it out
-//! in two steps: first `old,new` everywhere (everyone can open what the others seal),
-//! then `new,old`, then drop `old` once the entries sealed with it have expired.
-//!
-//! An entry that does not open (another key, tampered with, another format) is a cache
-//! miss with one warning naming the key id ([`Debug`](RedisStore) shows the ids of
-//! yours); the next login replaces it. Keys, tokens and passwords never reach a log.
-//!
-//! # When Redis is down
-//!
-//! Every command has its own short time limit ([`RedisStore::DEFAULT_TIMEOUT`], for
-//! connecting too). A Redis that is unreachable or slow is a cache miss, not an outage:
-//! the store answers [`Error::store_unavailable`] and the manager carries on with its
-//! own single flight, logging in with the password (a refresh token the others may have
-//! spent is not presented while the store cannot tell). The store reconnects by itself
-//! on a later call, at most one attempt per [`RedisStore::RECONNECT_BACKOFF`], and logs
-//! the outage once and the reconnection once.
-//!
-//! # Round trips
-//!
-//! A token served from memory costs none. A flight that finds a usable session costs
-//! one (`HMGET`). A cold start costs the process that talks to the IDM five: read, take
-//! the lease, read again, save (a script: compare-and-swap and expiry), and release (a
-//! script: compare-and-delete and `PUBLISH`), plus a renewal every third of the lease's
-//! life while the IDM answers, and one more save when it presents a refresh token (it
-//! marks it first). A process that waits costs read, lease attempt, `PTTL`, then a
-//! read once woken (and the `SUBSCRIBE` of its first wait).
-//!
-//! # Waiting for the lease
-//!
-//! A process that finds the lease taken subscribes (once, on a connection of its own
-//! that stays open while the store lives) to the release channel, and is woken by the
-//! holder's `PUBLISH`; it looks again at least every [`RedisStore::POLL_FALLBACK`] and
-//! when the lease's `PTTL` runs out, so a lost message or a holder that died costs
-//! latency, never a stuck process. Keyspace notifications are not used (off by default
-//! and often locked on managed Redis). A lease is released by a task spawned when the
-//! holder drops it; without a runtime to run it on, it expires by itself.
-//!
-//! # Redis, Valkey, Sentinel, Cluster
-//!
-//! Tested against Redis 7.0 standalone. Valkey speaks the same protocol and commands
-//! and is expected to work; it is untested. `rediss://` (TLS) works when bodhi-auth is
-//! built with one of its TLS features (`rustls`, `rustls-no-provider`, `native-tls`).
-//!
-//! - **Sentinel** is not supported directly (no `redis+sentinel://` URL): point the URL
-//!   at an address that follows the primary (a DNS name or a proxy your platform
-//!   updates on failover). After a failover the store reconnects by itself; a write
-//!   refused by a replica is a miss for that flight.
-//! - **Cluster**: the session key, the lease key and the channel share the hash tag
-//!   `{digest}`, so the Lua scripts touch one slot; but this store talks to one node
-//!   and does not follow `MOVED` redirections. Point it at a proxy that routes by key
-//!   (or a single-shard managed cluster); a `MOVED` answer is a miss, never a failure.
-//!
-//! The Redis user needs `GET SET DEL HMGET HSET PEXPIRE PTTL EVALSHA EVAL SCRIPT
-//! PUBLISH SUBSCRIBE` on the prefix's keys and channel. Without `SUBSCRIBE`, waiters
-//! poll every [`RedisStore::POLL_FALLBACK_UNSUBSCRIBED`].
+//! The docs are on [`RedisStore`]: what is stored, how it is sealed, what an outage does,
+//! what each flight costs in round trips, and what Sentinel and Cluster users need.
 
 use std::fmt;
 use std::sync::Arc;
@@ -129,14 +23,135 @@ use super::sealed::{KEY_ENV, Keyring};
 use super::{Lease, Session, TokenStore, to_unix_ms};
 use crate::Error;
 
-/// A [`TokenStore`] in Redis, shared by every process that builds one for the same
-/// Redis, token URL, client id and user name: see [the module](self) for what is
-/// stored, how, and what it costs.
+/// A [`TokenStore`] in Redis (feature `redis`): one session for a whole fleet.
 ///
 /// Build it with [`RedisStore::builder`]; building does no I/O. Each `RedisStore` has
 /// its own connection (opened on first use), and, once a process has waited for the
 /// lease, a second one subscribed to the lease's release channel. Its `Debug` shows the
 /// URL without its password and the ids of the keys, never a key.
+///
+/// Every process of a fleet (or every run of a cron job on many machines) that builds a
+/// `RedisStore` for the same Redis, token URL, client id and user name shares one
+/// session: one login for all of them, one refresh per expiry, one re-login after the
+/// API rejects a token, one failed login per cooldown when the password is wrong.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), bodhi_auth::Error> {
+/// use bodhi_auth::store::RedisStore;
+/// use bodhi_auth::{Credentials, TokenManager};
+///
+/// let credentials = Credentials::from_env()?;
+/// let manager = TokenManager::builder(credentials.clone());
+/// // The key seals what is stored: `openssl rand -base64 32`, the same for the fleet.
+/// let key = std::env::var("BODHI_STORE_KEY").unwrap_or_default();
+/// let store = RedisStore::builder("redis://redis.internal:6379/0")
+///     .keys(&key)
+///     .session_for(
+///         "https://login.bodhi.io/auth/realms/hotschedules/protocol/openid-connect/token",
+///         bodhi_auth::DEFAULT_CLIENT_ID,
+///         credentials.username(),
+///     )
+///     .build()?; // no I/O: it connects on first use
+/// let manager = manager.store(store).build()?;
+/// let token = manager.access_token().await?;
+/// # Ok(()) }
+/// ```
+///
+/// # What is stored
+///
+/// Under the prefix ([`RedisStore::DEFAULT_PREFIX`] unless set), for a digest of the
+/// token URL, client id and user name (so the user name is not in the key, and two
+/// accounts or two environments never share a session):
+///
+/// | key | type | what |
+/// |---|---|---|
+/// | `bodhi-auth:{digest}:session` | hash | `v`: the record's version (for compare-and-swap); `s`: the sealed [`Session`] |
+/// | `bodhi-auth:{digest}:lease` | string | the lease holder's random token, with `PX` |
+/// | `bodhi-auth:{digest}:released` | Pub/Sub channel | a message each time the lease is released |
+///
+/// The session expires on its own: its TTL is the longer of the access token's and the
+/// refresh token's remaining lives (and any cooldown it carries), at least
+/// [`RedisStore::SESSION_TTL_FLOOR`] and at most [`RedisStore::SESSION_TTL_CEILING`].
+///
+/// # Encrypted at rest, and a key is required
+///
+/// The session (refresh token included) is sealed with XChaCha20-Poly1305 under the
+/// first key of `BODHI_STORE_KEY` (base64 of 32 random bytes: `openssl rand -base64
+/// 32`), with a random nonce per seal, and the key name and version as associated data:
+/// an entry copied under another account's or environment's key does not open. A
+/// `RedisStore` cannot be built without a key: a shared cache that keeps refresh tokens
+/// in clear hands the account to whoever can read the cache.
+///
+/// Rotation: `BODHI_STORE_KEY=new,old` seals with `new` and opens with both. Roll it out
+/// in two steps: first `old,new` everywhere (everyone can open what the others seal),
+/// then `new,old`, then drop `old` once the entries sealed with it have expired.
+///
+/// An entry that does not open (another key, tampered with, another format) is a cache
+/// miss with one warning naming the key id ([`Debug`](RedisStore) shows the ids of
+/// yours); the next login replaces it. Keys, tokens and passwords never reach a log.
+///
+/// # When Redis is down
+///
+/// Every command has its own short time limit ([`RedisStore::DEFAULT_TIMEOUT`], for
+/// connecting too). A Redis that is unreachable or slow is a cache miss, not an outage:
+/// the store answers [`Error::store_unavailable`] and the manager carries on with its
+/// own single flight, logging in with the password (a refresh token the others may have
+/// spent is not presented while the store cannot tell). The store reconnects by itself
+/// on a later call, at most one attempt per [`RedisStore::RECONNECT_BACKOFF`], and logs
+/// the outage once and the reconnection once.
+///
+/// # Round trips
+///
+/// A token served from memory costs none, and nothing runs in the background but the
+/// idle release-channel subscription. In a flight (one per process at a time):
+///
+/// | who | round trips |
+/// |---|---|
+/// | adopts a usable stored session | 1: read (`HMGET`) |
+/// | holder at cold start | 5: read, lease (`SET NX PX`), read, save, release |
+/// | holder at expiry (refresh token stored) | 6: the same, and a save marking the refresh token presented before it is sent |
+/// | holder after a 401 | 8: the same, and a read and a save marking the rejected token first |
+/// | waiter | 4: read, lease attempt, `PTTL`, and the read after it is woken (3 more per extra wake: a fallback poll, a lease that changed hands) |
+///
+/// Save and release are Lua scripts (compare-and-swap with the expiry;
+/// compare-and-delete with the `PUBLISH`). A holder also renews the lease every third
+/// of its life ([`TokenManagerBuilder::lease_ttl`](crate::TokenManagerBuilder::lease_ttl))
+/// while the IDM answers. Once per store: the connection's handshake and, at its first
+/// wait, a second connection's `SUBSCRIBE`; once per Redis server and script, `EVALSHA`
+/// is answered `NOSCRIPT` and followed by `SCRIPT LOAD` and the `EVALSHA` again.
+///
+/// # Waiting for the lease
+///
+/// A process that finds the lease taken subscribes (once, on a connection of its own
+/// that stays open while the store lives) to the release channel, and is woken by the
+/// holder's `PUBLISH`; it looks again at least every [`RedisStore::POLL_FALLBACK`] and
+/// when the lease's `PTTL` runs out, so a lost message or a holder that died costs
+/// latency, never a stuck process. Keyspace notifications are not used (off by default
+/// and often locked on managed Redis). A lease is released by a task spawned when the
+/// holder drops it; without a runtime to run it on, it expires by itself.
+///
+/// Time is real: Redis expires the lease and the session by its own clock, and each
+/// command's limit is a Tokio timer, so a test under paused Tokio time would see every
+/// command time out at once. Use [`MemoryStore`](super::MemoryStore) there.
+///
+/// # Redis, Valkey, Sentinel, Cluster
+///
+/// Tested against Redis 7.0 standalone. Valkey speaks the same protocol and commands
+/// and is expected to work; it is untested. `rediss://` (TLS) works when bodhi-auth is
+/// built with one of its TLS features (`rustls`, `rustls-no-provider`, `native-tls`).
+///
+/// - **Sentinel** is not supported directly (no `redis+sentinel://` URL): point the URL
+///   at an address that follows the primary (a DNS name or a proxy your platform
+///   updates on failover). After a failover the store reconnects by itself; a write
+///   refused by a replica is a miss for that flight.
+/// - **Cluster**: the session key, the lease key and the channel share the hash tag
+///   `{digest}`, so the Lua scripts touch one slot; but this store talks to one node
+///   and does not follow `MOVED` redirections. Point it at a proxy that routes by key
+///   (or a single-shard managed cluster); a `MOVED` answer is a miss, never a failure.
+///
+/// The Redis user needs `GET SET DEL HMGET HSET PEXPIRE PTTL EVALSHA EVAL SCRIPT
+/// PUBLISH SUBSCRIBE` on the prefix's keys and channel. Without `SUBSCRIBE`, waiters
+/// poll every [`RedisStore::POLL_FALLBACK_UNSUBSCRIBED`].
 pub struct RedisStore {
     shared: Arc<Shared>,
 }
@@ -703,7 +718,7 @@ impl TokenStore for RedisStore {
         let script = Script::new(SAVE);
         let mut invocation = script.key(&shared.names.session);
         invocation
-            .arg(version - 1)
+            .arg(version.saturating_sub(1))
             .arg(version)
             .arg(sealed)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
@@ -996,7 +1011,15 @@ mod tests {
             assert!(shown.contains(expected), "{shown}");
             assert!(!shown.contains("pw-secret"), "{shown}");
         }
-        assert!(builder("rediss://cache.internal:6380/2").build().is_ok());
+        let tls = cfg!(any(
+            feature = "rustls",
+            feature = "rustls-no-provider",
+            feature = "native-tls"
+        ));
+        assert_eq!(
+            builder("rediss://cache.internal:6380/2").build().is_ok(),
+            tls
+        );
         let error = RedisStore::builder("redis://host")
             .keys(KEY)
             .build()

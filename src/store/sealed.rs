@@ -201,21 +201,29 @@ impl Keyring {
         let mut id = [0u8; ID_LEN];
         id.copy_from_slice(&header[1..1 + ID_LEN]);
         let id = KeyId(id);
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == id)
-            .ok_or(Unsealed::UnknownKey(id))?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&header[1 + ID_LEN..]);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let aad = associated_data(header, context);
-        let mut body = Zeroizing::new(ciphertext.to_vec());
         let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| Unsealed::Truncated)?;
-        cipher(key)
-            .decrypt_inout_detached(&XNonce::from(nonce), &aad, body.as_mut_slice().into(), &tag)
-            .map_err(|_| Unsealed::Rejected(id))?;
-        Ok(body)
+        let aad = associated_data(header, context);
+        // Every key with that id (two of 2^32 ids colliding is unlikely, not impossible).
+        let mut candidates = self.keys.iter().filter(|k| k.id == id).peekable();
+        if candidates.peek().is_none() {
+            return Err(Unsealed::UnknownKey(id));
+        }
+        for key in candidates {
+            let mut body = Zeroizing::new(ciphertext.to_vec());
+            let opened = cipher(key).decrypt_inout_detached(
+                &XNonce::from(nonce),
+                &aad,
+                body.as_mut_slice().into(),
+                &tag,
+            );
+            if opened.is_ok() {
+                return Ok(body);
+            }
+        }
+        Err(Unsealed::Rejected(id))
     }
 }
 
