@@ -183,8 +183,7 @@ async fn outages_and_unreadable_entries_are_logged_once_each() {
 fn last_line(logs: &CapturedLogs, needle: &str) -> String {
     logs.text()
         .lines()
-        .filter(|l| l.contains(needle))
-        .last()
+        .rfind(|l| l.contains(needle))
         .unwrap()
         .to_owned()
 }
