@@ -5,6 +5,10 @@
 //!
 //! The log-asserting tests (outage and reconnection, unreadable entries) are in
 //! `redis_store_logs.rs`, which owns its binary's global subscriber.
+//!
+//! For `bodhi_auth::testing::store_conformance`: `RedisServer::start()` gives a server,
+//! and `redis.store()` a fresh store (its own connection) on one shared session at each
+//! call; `redis.store_builder().prefix(..)` gives each case a namespace of its own.
 
 #[path = "support/redis.rs"]
 mod redis_server;
