@@ -57,6 +57,10 @@ use std::time::Duration;
 
 mod file;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+mod sealed;
 mod session;
 
 /// The attribute [`TokenStore`] and [`Lease`] are written with: implement them as
@@ -64,6 +68,8 @@ mod session;
 pub use async_trait::async_trait;
 pub use file::{FileStore, STORE_ENV};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
 pub use session::Session;
 pub(crate) use session::{StoredAccess, StoredCooldown, StoredRefresh, from_unix_ms, to_unix_ms};
 
