@@ -65,12 +65,32 @@ pub struct TokenManagerBuilder {
 
 /// Where the session is kept beyond the process; some stores are only made at `build`,
 /// when the token URL, client and user name that name the session are final.
-#[derive(Debug, Default)]
+#[derive(Default)]
 enum StoreChoice {
     #[default]
     None,
     Given(Arc<dyn TokenStore>),
     DefaultFile,
+    /// `BODHI_STORE=redis://...` and `BODHI_STORE_KEY` (a secret: never printed).
+    #[cfg(feature = "redis")]
+    Redis {
+        url: String,
+        keys: Option<zeroize::Zeroizing<String>>,
+    },
+}
+
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::None => f.write_str("None"),
+            StoreChoice::Given(store) => f.debug_tuple("Given").field(store).finish(),
+            StoreChoice::DefaultFile => f.write_str("DefaultFile"),
+            // The URL may hold Redis's password: the store's own `Debug` hides it once
+            // built; until then only the scheme is shown.
+            #[cfg(feature = "redis")]
+            StoreChoice::Redis { .. } => f.write_str("Redis"),
+        }
+    }
 }
 
 impl TokenManagerBuilder {
@@ -311,6 +331,16 @@ impl TokenManagerBuilder {
                 &self.client_id,
                 self.credentials.username(),
             )?))),
+            #[cfg(feature = "redis")]
+            StoreChoice::Redis { url, keys } => {
+                Some(Arc::new(crate::store::RedisStore::from_env_parts(
+                    &url,
+                    keys.as_deref().map(String::as_str),
+                    token_url.as_str(),
+                    &self.client_id,
+                    self.credentials.username(),
+                )?))
+            }
         };
         let config = Config {
             token_url,
@@ -328,11 +358,24 @@ impl TokenManagerBuilder {
     }
 }
 
-/// `BODHI_STORE`: `none`, `file`, `file:PATH` (`redis://...` is reserved).
+/// `BODHI_STORE`: `none`, `file`, `file:PATH`, `redis://...` or `rediss://...` (with
+/// `BODHI_STORE_KEY`).
 fn store_from_env() -> Result<StoreChoice, Error> {
     let Some(value) = crate::env::read(STORE_ENV)? else {
         return Ok(StoreChoice::None);
     };
+    if value.starts_with("redis://") || value.starts_with("rediss://") {
+        #[cfg(feature = "redis")]
+        return Ok(StoreChoice::Redis {
+            url: value,
+            keys: crate::env::read(crate::store::STORE_KEY_ENV)?.map(zeroize::Zeroizing::new),
+        });
+        #[cfg(not(feature = "redis"))]
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("{STORE_ENV}: a Redis store needs bodhi-auth's `redis` feature"),
+        ));
+    }
     match value.as_str() {
         "none" => Ok(StoreChoice::None),
         "file" => Ok(StoreChoice::DefaultFile),
@@ -345,7 +388,7 @@ fn store_from_env() -> Result<StoreChoice, Error> {
             // The value is not echoed: a mistyped URL may hold a password.
             None => Err(Error::new(
                 ErrorKind::Config,
-                format!("{STORE_ENV}: expected `none`, `file` or `file:PATH`"),
+                format!("{STORE_ENV}: expected `none`, `file`, `file:PATH` or `redis://...`"),
             )),
         },
     }

@@ -14,12 +14,6 @@ use tokio::time::Instant;
 use super::{Lease, Session, TokenStore};
 use crate::{Error, ErrorKind};
 
-/// The environment variable that picks where a manager built by
-/// [`TokenManagerBuilder::from_env`](crate::TokenManagerBuilder::from_env) keeps its
-/// session: `file` for a [`FileStore`] at [`FileStore::default_path`], `file:PATH` for
-/// one at `PATH`. Unset or empty: no store. Other values are reserved for other stores.
-pub const STORE_ENV: &str = "BODHI_STORE";
-
 /// A [`TokenStore`] in a file that only the user can read, shared by the processes of
 /// one machine (a CLI run after run, cron jobs started in the same second); the lease
 /// is an OS file lock.

@@ -66,7 +66,7 @@ mod session;
 /// The attribute [`TokenStore`] and [`Lease`] are written with: implement them as
 /// `#[bodhi_auth::store::async_trait] impl TokenStore for MyStore { ... }`.
 pub use async_trait::async_trait;
-pub use file::{FileStore, STORE_ENV};
+pub use file::FileStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
@@ -174,6 +174,18 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).fingerprint_key()
     }
 }
+
+/// The environment variable that picks where a manager built by
+/// [`TokenManagerBuilder::from_env`](crate::TokenManagerBuilder::from_env) keeps its
+/// session: `file` for a [`FileStore`] at [`FileStore::default_path`], `file:PATH` for
+/// one at `PATH`, `redis://...` or `rediss://...` for a `RedisStore` (feature `redis`),
+/// `none` for none. Unset or empty: no store.
+pub const STORE_ENV: &str = "BODHI_STORE";
+
+/// The environment variable that holds the keys sealing a shared session (a
+/// `RedisStore`'s): base64 of 32 random bytes, or several comma-separated (the first
+/// seals, all open), as `openssl rand -base64 32` prints.
+pub const STORE_KEY_ENV: &str = "BODHI_STORE_KEY";
 
 /// Compare-and-swap rounds [`TokenStore::mark_rejected`] tries before giving up (each
 /// lost round means another writer changed the session, usually to a newer token).

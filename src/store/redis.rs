@@ -185,6 +185,7 @@ pub struct RedisStoreBuilder {
     keys: Option<Zeroizing<String>>,
     prefix: String,
     timeout: Duration,
+    poll: Duration,
     session: Option<(String, String, String)>,
 }
 
@@ -212,10 +213,6 @@ impl RedisStore {
     pub const POLL_FALLBACK: Duration = Duration::from_secs(2);
     /// The same when the subscription failed (a Redis user without `SUBSCRIBE`): 250 ms.
     pub const POLL_FALLBACK_UNSUBSCRIBED: Duration = Duration::from_millis(250);
-    /// The environment variable the keys are read from (by the manager's `from_env`),
-    /// and that errors about keys name.
-    pub const KEY_ENV: &'static str = KEY_ENV;
-
     /// A builder for a store at `url` (`redis://[user][:password@]host[:port][/db]`, or
     /// `rediss://` for TLS).
     pub fn builder(url: &str) -> RedisStoreBuilder {
@@ -224,13 +221,13 @@ impl RedisStore {
             keys: None,
             prefix: RedisStore::DEFAULT_PREFIX.to_owned(),
             timeout: RedisStore::DEFAULT_TIMEOUT,
+            poll: RedisStore::POLL_FALLBACK,
             session: None,
         }
     }
 
     /// For the manager's `from_env`: a store at `url` with the keys of
     /// `BODHI_STORE_KEY` (`None`: unset, a `Config` error) for this subject.
-    #[allow(dead_code)] // Wired into `TokenManagerBuilder::from_env` separately.
     pub(crate) fn from_env_parts(
         url: &str,
         keys: Option<&str>,
@@ -264,6 +261,14 @@ impl RedisStoreBuilder {
     /// The limit on connecting and on each command ([`RedisStore::DEFAULT_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often a waiter looks at the lease again when no release message came
+    /// ([`RedisStore::POLL_FALLBACK`]); at most [`RedisStore::POLL_FALLBACK_UNSUBSCRIBED`]
+    /// when the subscription failed.
+    pub fn poll_fallback(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(1));
         self
     }
 
@@ -321,6 +326,7 @@ impl RedisStoreBuilder {
                 keyring,
                 names,
                 timeout: self.timeout,
+                poll: self.poll,
                 link: tokio::sync::Mutex::new(Link::default()),
                 down: AtomicBool::new(false),
                 released: Arc::new(Notify::new()),
@@ -370,6 +376,8 @@ struct Shared {
     keyring: Keyring,
     names: Names,
     timeout: Duration,
+    /// How often a waiter looks again without a release message.
+    poll: Duration,
     link: tokio::sync::Mutex<Link>,
     /// Whether the last connection attempt or command failed for want of Redis: the
     /// outage and the reconnection are each logged once.
@@ -795,9 +803,9 @@ impl TokenStore for RedisStore {
             return Ok(());
         }
         let poll = if subscribed {
-            RedisStore::POLL_FALLBACK
+            shared.poll
         } else {
-            RedisStore::POLL_FALLBACK_UNSUBSCRIBED
+            shared.poll.min(RedisStore::POLL_FALLBACK_UNSUBSCRIBED)
         };
         let mut wait = at_most.min(poll);
         if let Ok(left) = u64::try_from(left) {

@@ -22,8 +22,8 @@ use zeroize::Zeroizing;
 
 use crate::Error;
 
-/// The environment variable the store key is read from, and the name errors give it.
-pub(crate) const KEY_ENV: &str = "BODHI_STORE_KEY";
+/// The name errors give the keys.
+pub(crate) use super::STORE_KEY_ENV as KEY_ENV;
 
 /// The envelope format this crate writes and reads.
 const FORMAT: u8 = 1;
