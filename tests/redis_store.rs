@@ -17,7 +17,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bodhi_auth::store::{RedisStore, Session, TokenStore};
+use bodhi_auth::store::{Session, TokenStore};
 use bodhi_auth::testing::{FakeIdm, Fault};
 use bodhi_auth::{AccessToken, Credentials, ErrorKind, TokenManager};
 use redis_server::{KEY, RedisServer};
