@@ -44,7 +44,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ErrorKind::InvalidCredentials => "invalid credentials",
-            ErrorKind::Unavailable => "IDM unavailable",
+            ErrorKind::Unavailable => "unavailable",
             ErrorKind::InvalidResponse => "invalid IDM response",
             ErrorKind::Config => "configuration error",
         })

@@ -69,6 +69,8 @@ async fn sets_the_token_and_resends_once_after_a_401() {
     assert_eq!(f.api.requests(), 3);
     assert_eq!(f.idm.token_requests(), 2);
     assert!(!f.manager.cached().unwrap().same_token(&first));
+    let stats = f.manager.stats();
+    assert_eq!((stats.rejections, stats.resends), (1, 1));
 }
 
 #[tokio::test]

@@ -1,21 +1,5 @@
 //! [`Stats`]: what a manager has done, for operators; and, with the `metrics` feature,
 //! the same through the `metrics` facade.
-//!
-//! | metric (`metrics` feature) | kind | unit | meaning |
-//! |---|---|---|---|
-//! | `bodhi_auth_logins_total` | counter | grants | password grants the IDM accepted |
-//! | `bodhi_auth_refreshes_total` | counter | grants | refresh grants the IDM accepted |
-//! | `bodhi_auth_idm_failures_total{kind}` | counter | flights | token requests that failed, by [`ErrorKind`] (`invalid_credentials`, `unavailable`, `invalid_response`, `config`) |
-//! | `bodhi_auth_rejections_total` | counter | 401s | tokens reported rejected by the API (`invalidate` calls) |
-//! | `bodhi_auth_throttled_total` | counter | 401s | of those, kept because the previous 401 re-login was too recent |
-//! | `bodhi_auth_resends_total` | counter | requests | requests the front ends sent again after a 401 |
-//! | `bodhi_auth_store_hits_total` | counter | flights | sessions adopted from a store instead of asking the IDM |
-//! | `bodhi_auth_store_lease_waits_total` | counter | waits | waits for another process's lease |
-//! | `bodhi_auth_store_errors_total` | counter | errors | store operations that failed |
-//! | `bodhi_auth_token_expiry_seconds` | gauge | Unix seconds | when the current token expires (wall clock) |
-//!
-//! Counters are per manager in [`Stats`]; through the facade every manager of the
-//! process adds to the same series. No label holds a user name or a secret.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -24,6 +8,25 @@ use crate::ErrorKind;
 
 /// A snapshot of a manager's counters and of its token, from
 /// [`TokenManager::stats`](crate::TokenManager::stats). Counters only grow.
+///
+/// With the `metrics` feature the same counts go to the `metrics` crate's facade, so any
+/// exporter (Prometheus, StatsD, OpenTelemetry) reports them:
+///
+/// | metric (`metrics` feature) | kind | unit | meaning |
+/// |---|---|---|---|
+/// | `bodhi_auth_logins_total` | counter | grants | password grants the IDM accepted |
+/// | `bodhi_auth_refreshes_total` | counter | grants | refresh grants the IDM accepted |
+/// | `bodhi_auth_idm_failures_total{kind}` | counter | flights | token requests that failed, by [`ErrorKind`] (`invalid_credentials`, `unavailable`, `invalid_response`, `config`) |
+/// | `bodhi_auth_rejections_total` | counter | 401s | tokens reported rejected by the API (`invalidate` calls) |
+/// | `bodhi_auth_throttled_total` | counter | 401s | of those, kept because the previous 401 re-login was too recent |
+/// | `bodhi_auth_resends_total` | counter | requests | requests the front ends sent again after a 401 |
+/// | `bodhi_auth_store_hits_total` | counter | flights | sessions adopted from a store instead of asking the IDM |
+/// | `bodhi_auth_store_lease_waits_total` | counter | waits | waits for another process's lease |
+/// | `bodhi_auth_store_errors_total` | counter | errors | store operations that failed |
+/// | `bodhi_auth_token_expiry_seconds` | gauge | Unix seconds | when the current token expires (wall clock) |
+///
+/// Counters are per manager in [`Stats`]; through the facade every manager of the
+/// process adds to the same series. No label holds a user name or a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
