@@ -20,7 +20,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 /// An origin borrowed from a URI or URL. Equality ignores ASCII case, as origins do.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin<'a> {
+pub(super) struct Origin<'a> {
     scheme: &'a str,
     host: &'a str,
     port: u16,
@@ -40,12 +40,12 @@ impl<'a> Origin<'a> {
 
     /// The origin of an absolute URI; `None` for a relative one (`/stores`).
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) fn of_uri(uri: &'a http::Uri) -> Option<Self> {
+    pub(super) fn of_uri(uri: &'a http::Uri) -> Option<Self> {
         Origin::new(uri.scheme_str()?, uri.host()?, uri.port_u16())
     }
 
     /// The origin of a URL; `None` for one without a host.
-    pub(crate) fn of_url(url: &'a url::Url) -> Option<Self> {
+    pub(super) fn of_url(url: &'a url::Url) -> Option<Self> {
         Origin::new(url.scheme(), url.host_str()?, url.port())
     }
 
@@ -81,7 +81,7 @@ impl PartialEq for Origin<'_> {
 /// process, so a redirect target cannot choose a URL that collides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
-pub(crate) struct OriginKey(u64);
+pub(super) struct OriginKey(u64);
 
 #[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
 impl OriginKey {

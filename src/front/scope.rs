@@ -134,13 +134,13 @@ impl TokenScope {
 
     /// Whether a request for `uri` may carry the token.
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) fn allows_uri(&self, uri: &http::Uri) -> bool {
+    pub(super) fn allows_uri(&self, uri: &http::Uri) -> bool {
         self.allows(|| Origin::of_uri(uri))
     }
 
     /// Whether a request for `url` may carry the token.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn allows_url(&self, url: &url::Url) -> bool {
+    pub(super) fn allows_url(&self, url: &url::Url) -> bool {
         self.allows(|| Origin::of_url(url))
     }
 }

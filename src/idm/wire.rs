@@ -152,7 +152,7 @@ fn string(value: Option<Value>, field: &str) -> Result<Option<String>, Error> {
 }
 
 /// Reads a 2xx answer of the token endpoint.
-pub(crate) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
+pub(super) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
     let raw: RawTokenResponse = serde_json::from_slice(body).map_err(|e| {
         // serde_json's message names a line and column, never the input itself.
         invalid("the token endpoint's answer is not a JSON token response").with_source(e)
@@ -277,7 +277,7 @@ fn sanitize(text: &str, max_chars: usize) -> String {
 }
 
 /// Reads `Retry-After` as delta-seconds or an HTTP date.
-pub(crate) fn parse_retry_after(value: &http::HeaderValue) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &http::HeaderValue) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs.min(MAX_LIFETIME.as_secs())));

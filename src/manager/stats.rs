@@ -147,7 +147,7 @@ impl Counters {
     }
 
     /// The counters into `stats`, whose token fields the caller fills in.
-    pub(crate) fn snapshot(&self, state: TokenState) -> Stats {
+    pub(super) fn snapshot(&self, state: TokenState) -> Stats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
             logins: read(&self.logins),
@@ -183,7 +183,7 @@ fn kind_index(kind: ErrorKind) -> usize {
 }
 
 /// Reports a new token's expiry through the facade (the gauge in the table above).
-pub(crate) fn token_expires_at(_at: SystemTime) {
+pub(super) fn token_expires_at(_at: SystemTime) {
     #[cfg(feature = "metrics")]
     facade::expiry(_at);
 }

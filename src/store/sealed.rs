@@ -40,7 +40,7 @@ const AAD_LABEL: &[u8] = b"bodhi-auth sealed session";
 /// A key's public name: the first bytes of `HMAC-SHA-256(key, "bodhi-auth store key
 /// id")`, shown as hex.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KeyId([u8; ID_LEN]);
+pub(super) struct KeyId([u8; ID_LEN]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -63,7 +63,7 @@ struct Key {
 }
 
 /// The store keys: the first seals, all open. Its `Debug` shows key ids only.
-pub(crate) struct Keyring {
+pub(super) struct Keyring {
     keys: Vec<Key>,
     /// `HMAC-SHA-256(first key, "bodhi-auth credentials fingerprint")`: never the
     /// sealing key itself.
@@ -72,7 +72,7 @@ pub(crate) struct Keyring {
 
 /// Why an envelope did not open. Names keys by id only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unsealed {
+pub(super) enum Unsealed {
     /// Shorter than a header and a tag.
     Truncated,
     /// Another envelope format (an older or newer crate).
@@ -153,7 +153,7 @@ impl Keyring {
     }
 
     /// The ids of the keys, the sealing one first.
-    pub(crate) fn ids(&self) -> Vec<KeyId> {
+    pub(super) fn ids(&self) -> Vec<KeyId> {
         self.keys.iter().map(|k| k.id).collect()
     }
 
@@ -163,7 +163,7 @@ impl Keyring {
     }
 
     /// Seals `plaintext` under the first key, bound to `context`.
-    pub(crate) fn seal(&self, plaintext: &[u8], context: &[&[u8]]) -> Result<Vec<u8>, Error> {
+    pub(super) fn seal(&self, plaintext: &[u8], context: &[&[u8]]) -> Result<Vec<u8>, Error> {
         let key = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| {

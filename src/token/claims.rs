@@ -71,7 +71,7 @@ pub(crate) fn decode_identity(id_token: &str) -> Result<Identity, Error> {
 }
 
 /// Decodes unpadded or padded base64url; `None` on any invalid input.
-pub(crate) fn base64url_decode(input: &str) -> Option<Vec<u8>> {
+pub(super) fn base64url_decode(input: &str) -> Option<Vec<u8>> {
     fn value(c: u8) -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

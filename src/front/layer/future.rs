@@ -88,7 +88,7 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn forward(future: S::Future) -> Self {
+    pub(super) fn forward(future: S::Future) -> Self {
         ResponseFuture {
             state: State::Forward { future },
         }
@@ -108,7 +108,7 @@ where
         }
     }
 
-    pub(crate) fn wait_for_token(
+    pub(super) fn wait_for_token(
         request: Request<B>,
         service: S,
         replay: Option<Box<Replay<S, B>>>,

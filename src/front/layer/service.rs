@@ -118,7 +118,7 @@ where
     }
 }
 
-pub(crate) fn set_token<B>(request: &mut Request<B>, token: &AccessToken) {
+pub(super) fn set_token<B>(request: &mut Request<B>, token: &AccessToken) {
     request
         .headers_mut()
         .insert(AUTHORIZATION, token.header_value().clone());
