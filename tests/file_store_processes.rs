@@ -3,78 +3,22 @@
 //! only: every token lives 30 hours, so no run can outlast one, however slow. `cargo test`
 //! builds the examples first; to run this file alone, `cargo build --examples` before.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+#[path = "support/processes.rs"]
+mod processes;
 
 use bodhi_auth::testing::FakeIdm;
-use tokio::process::Command;
+use processes::{TempDir, stdout};
 
-/// The `token` example, which `cargo test` builds beside the test binaries (examples
-/// get no `CARGO_BIN_EXE_*`, so it is found from this binary's own path).
-fn token_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<this binary>");
-    let example = profile_dir
-        .join("examples")
-        .join(format!("token{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        example.exists(),
-        "{} is missing: `cargo test` builds the examples; run it from the workspace root",
-        example.display()
-    );
-    example
-}
-
-/// A directory of the test's own, `0700`, removed when dropped (also on failure).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("bodhi-auth-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `n` runs of the example at once; their outputs.
-async fn runs(n: usize, token_url: &str, store: &str, password: &str) -> Vec<Output> {
-    let example = token_example();
-    let children: Vec<_> = (0..n)
-        .map(|_| {
-            Command::new(&example)
-                .env_clear()
-                .env("BODHI_USERNAME", "user")
-                .env("BODHI_PASSWORD", password)
-                .env("BODHI_TOKEN_URL", token_url)
-                .env("BODHI_STORE", store)
-                .kill_on_drop(true)
-                .output()
-        })
-        .collect();
-    let mut outputs = Vec::new();
-    for child in children {
-        outputs.push(child.await.expect("the example starts"));
-    }
-    outputs
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+async fn runs(n: usize, token_url: &str, store: &str, password: &str) -> Vec<std::process::Output> {
+    processes::token_runs(
+        n,
+        &[
+            ("BODHI_PASSWORD", password),
+            ("BODHI_TOKEN_URL", token_url),
+            ("BODHI_STORE", store),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]

@@ -448,3 +448,9 @@ async fn a_frozen_redis_is_a_miss_bounded_by_the_timeout_not_a_failure() {
     );
     assert_eq!(idm.token_requests(), 2);
 }
+
+#[tokio::test]
+async fn the_redis_store_passes_the_store_conformance_suite() {
+    let redis = RedisServer::start();
+    bodhi_auth::testing::store_conformance(|| redis.store()).await;
+}

@@ -121,7 +121,9 @@ pub trait TokenStore: fmt::Debug + Send + Sync {
     /// Takes the lease for `ttl`, or returns `None` at once if another holder has it.
     ///
     /// The store keeps the lifetime itself (a file lock held by a live process, a
-    /// Redis key's `PX`), never by comparing clocks. Dropping the [`Lease`] releases it.
+    /// Redis key's `PX`), never by comparing clocks. Dropping the [`Lease`] releases it:
+    /// at once, or (a store that releases over the network) in the background, visible
+    /// to [`wait_for_release`](Self::wait_for_release) and `try_lease` soon after.
     async fn try_lease(&self, ttl: Duration) -> Result<Option<Box<dyn Lease>>, Error>;
 
     /// A secret key for the credentials fingerprint a stored wrong-password cooldown
