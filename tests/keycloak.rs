@@ -24,6 +24,8 @@ mod harness;
 mod proxy;
 #[path = "keycloak/realm.rs"]
 mod realm;
+#[path = "support/redis.rs"]
+mod redis_server;
 #[path = "keycloak/scenarios/mod.rs"]
 mod scenarios;
 #[path = "keycloak/server.rs"]

@@ -144,6 +144,30 @@ impl Admin {
             .ok_or_else(|| format!("the events answer is not a list: {events}").into())
     }
 
+    /// How many `event`s Keycloak recorded in `realm`, for anyone.
+    pub async fn realm_event_count(&self, realm: &str, event: Event) -> Result<usize, BoxError> {
+        let url = format!(
+            "{}/admin/realms/{realm}/events?type={}&max=10000",
+            self.base_url,
+            event.as_str()
+        );
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(self.token().await?)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {url}: {status}: {}", response.text().await?).into());
+        }
+        let events: Value = serde_json::from_slice(&response.bytes().await?)?;
+        events
+            .as_array()
+            .map(Vec::len)
+            .ok_or_else(|| format!("the events answer is not a list: {events}").into())
+    }
+
     /// The count once it reached `expected` (or [`MAX_WAIT`] passed) and then held still
     /// for a moment, so a late extra event is counted too.
     pub async fn settled_event_count(

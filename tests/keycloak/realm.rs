@@ -20,6 +20,17 @@ pub const NO_DIRECT_GRANTS_CLIENT: &str = "bodhi-no-direct-grants";
 /// (through the admin API), so that it can choose which tokens are short-lived.
 pub const ADJUSTABLE_LIFESPAN_CLIENT: &str = "bodhi-adjustable-lifespan";
 
+/// A second realm whose refresh tokens are single-use (`revokeRefreshToken`, no reuse):
+/// presenting one twice ends the session. Only the fleet scenario uses it.
+pub const ROTATING_REALM: &str = "hotschedules-rotating";
+/// Its one user (same password as the others).
+pub const ROTATING_USER: &str = "kc-fleet";
+
+pub fn rotating_fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hotschedules-rotating-realm.json")
+}
+
 pub fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hotschedules-realm.json")
 }
@@ -88,6 +99,14 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn token_url(&self) -> String {
         token_url(&self.base_url)
+    }
+
+    /// The token endpoint of [`ROTATING_REALM`].
+    pub fn rotating_token_url(&self) -> String {
+        format!(
+            "{}/realms/{ROTATING_REALM}/protocol/openid-connect/token",
+            self.base_url
+        )
     }
 
     pub fn userinfo_url(&self) -> String {

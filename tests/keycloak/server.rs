@@ -252,19 +252,30 @@ fn server_args(http: u16, https: u16, management: u16, tls: &TestCa) -> Vec<Stri
     ]
 }
 
-/// Copies the fixture to `data/import/`, atomically (another run may be reading it).
+/// Copies the fixtures to `data/import/`, atomically (another run may be reading them).
 fn install_realm(home: &Path) -> Result<(), String> {
     let import = home.join("data/import");
     fs::create_dir_all(&import).map_err(|e| format!("cannot create {}: {e}", import.display()))?;
-    let staged = import.join(format!(".hotschedules-realm.json.{}", std::process::id()));
-    fs::copy(realm::fixture_path(), &staged)
-        .and_then(|_| fs::rename(&staged, import.join("hotschedules-realm.json")))
-        .map_err(|e| {
-            format!(
-                "cannot install the realm fixture in {}: {e}",
-                import.display()
-            )
-        })
+    for fixture in [realm::fixture_path(), realm::rotating_fixture_path()] {
+        let Some(name) = fixture.file_name() else {
+            return Err(format!("{} has no file name", fixture.display()));
+        };
+        let staged = import.join(format!(
+            ".{}.{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        fs::copy(&fixture, &staged)
+            .and_then(|_| fs::rename(&staged, import.join(name)))
+            .map_err(|e| {
+                format!(
+                    "cannot install the realm fixture {} in {}: {e}",
+                    fixture.display(),
+                    import.display()
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// Three distinct free ports (held together while chosen, so they differ).

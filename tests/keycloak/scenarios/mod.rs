@@ -2,6 +2,7 @@
 
 mod admin_logout;
 mod concurrency;
+mod fleet;
 mod https;
 mod login;
 mod logout;
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(refused::client_without_direct_grants_is_a_config_error),
         scenario!(concurrency::two_hundred_requests_share_one_login_and_one_refresh),
         scenario!(logout::logout_ends_the_keycloak_session),
+        scenario!(fleet::ten_processes_share_single_use_refresh_tokens_without_reuse),
         scenario!(https::https_trusting_only_the_test_ca),
         scenario!(https::plain_http_off_loopback_is_refused_by_build),
     ]
