@@ -55,6 +55,8 @@ pub use front::layer;
 #[doc(inline)]
 pub use front::middleware;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 #[cfg(feature = "testing")]
 pub mod testing;
 
