@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(config.log)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     match server::run(config).await {

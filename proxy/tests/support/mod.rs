@@ -103,7 +103,7 @@ impl Proxy {
             .env("BODHI_USERNAME", "user")
             .env("BODHI_PASSWORD", "secret")
             .env("BODHI_PROXY_LISTEN", "127.0.0.1:0")
-            .env("BODHI_PROXY_LOG", "warn")
+            .env("BODHI_PROXY_LOG", "error")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .stdin(Stdio::null());
