@@ -8,7 +8,7 @@ use bodhi_auth::store::{FileStore, RedisStore, STORE_KEY_ENV};
 use bodhi_auth::{
     Credentials, DEFAULT_CLIENT_ID, Environment, TokenManager, TokenManagerBuilder, TokenScope,
 };
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use http::uri::{Authority, Scheme, Uri};
 
 /// The default largest request body kept for the one resend after a 401: 64 KiB.
@@ -119,6 +119,22 @@ pub(crate) struct Flags {
         value_name = "LEVEL"
     )]
     log: tracing::Level,
+}
+
+impl Flags {
+    /// The command line and environment, with the README's rule for every variable: an
+    /// empty one counts as unset (clap alone would take it as an empty value).
+    pub(crate) fn from_env_and_args() -> Flags {
+        let command = Flags::command().mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty());
+            if empty { arg.env(None::<&str>) } else { arg }
+        });
+        let matches = command.get_matches();
+        Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// Where the proxy listens.

@@ -16,11 +16,9 @@ mod shutdown;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match config::Config::from_flags(config::Flags::parse()) {
+    let config = match config::Config::from_flags(config::Flags::from_env_and_args()) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("bodhi-proxy: {message}");

@@ -234,3 +234,26 @@ async fn listening_off_loopback_needs_allow_remote_a_client_token_and_a_host() {
         assert_eq!(output.status.code(), Some(2), "{upstream}");
     }
 }
+
+#[tokio::test]
+async fn empty_variables_count_as_unset() {
+    let fakes = Fakes::start().await;
+    let mut env = fakes.env();
+    for name in [
+        "BODHI_PROXY_UNIX_SOCKET",
+        "BODHI_PROXY_REPLAY_LIMIT",
+        "BODHI_PROXY_LOG",
+        "BODHI_PROXY_ALLOW_REMOTE",
+        "BODHI_PROXY_CLIENT_TOKEN_FILE",
+        "BODHI_ENV",
+        "BODHI_STORE",
+    ] {
+        env.push((name.into(), String::new()));
+    }
+    let proxy = Proxy::start(&env, &[]);
+    let head = format!(
+        "GET /stores HTTP/1.1\r\nHost: localhost:{}\r\n",
+        proxy.port()
+    );
+    assert_eq!(send(&proxy, &head).await.0, 200);
+}
