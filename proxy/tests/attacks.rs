@@ -57,7 +57,7 @@ async fn hostile_requests_are_refused_and_never_reach_the_upstream() {
         ),
         (
             "CONNECT",
-            format!("CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n"),
+            "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n".into(),
             405,
             "connect_refused",
         ),
