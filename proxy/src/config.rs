@@ -84,8 +84,9 @@ pub(crate) struct Flags {
     #[arg(long, env = "BODHI_PROXY_PASS_CLIENT_AUTH")]
     pass_client_auth: bool,
 
-    /// A browser origin (`http://localhost:3000`) whose requests are allowed. Repeat for
-    /// more. None by default: every cross-origin browser request is refused.
+    /// A browser origin (`http://localhost:3000`) whose requests are allowed, with CORS
+    /// answers (the proxy answers its preflights). Repeat for more. None by default:
+    /// every cross-origin browser request is refused.
     #[arg(
         long,
         env = "BODHI_PROXY_ALLOW_ORIGIN",

@@ -167,15 +167,14 @@ impl Guard {
     /// (typed in, a bookmark) or `same-origin`. A page on another loopback port is
     /// `same-site`, and refused.
     fn check_browser(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        let origin = headers.get(ORIGIN);
-        if let Some(origin) = origin {
-            let allowed = origin.to_str().is_ok_and(|o| {
-                let o = o.trim_end_matches('/');
-                self.origins.iter().any(|a| a.eq_ignore_ascii_case(o))
-            });
+        if let Some(origin) = headers.get(ORIGIN) {
             // An allowed origin's requests are cross-site by nature: the allow list is
             // the operator's word for them.
-            return if allowed { Ok(()) } else { Err(ORIGIN_REFUSED) };
+            return if self.allows_origin(origin) {
+                Ok(())
+            } else {
+                Err(ORIGIN_REFUSED)
+            };
         }
         for site in headers.get_all(SEC_FETCH_SITE) {
             let site = site.to_str().unwrap_or("invalid");
@@ -184,6 +183,16 @@ impl Guard {
             }
         }
         Ok(())
+    }
+}
+
+impl Guard {
+    /// Whether `origin` is one of `--allow-origin` (exactly, ignoring ASCII case).
+    pub(crate) fn allows_origin(&self, origin: &http::HeaderValue) -> bool {
+        origin.to_str().is_ok_and(|o| {
+            let o = o.trim_end_matches('/');
+            self.origins.iter().any(|a| a.eq_ignore_ascii_case(o))
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod config;
+mod cors;
 mod forward;
 mod guard;
 mod ops;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bodhi_auth::TokenManager;
 use bytes::Bytes;
+use http::header::ORIGIN;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -23,7 +24,7 @@ use crate::config::{Config, Listen, Upstream};
 use crate::forward::{self, NoToken, Upstreamer};
 use crate::guard::Guard;
 use crate::ops::{self, Counters};
-use crate::{reply, shutdown};
+use crate::{cors, reply, shutdown};
 
 /// The largest request head (request line and headers) accepted: 64 KiB; a larger one
 /// is answered 431 by hyper and never forwarded.
@@ -218,8 +219,18 @@ where
     drop(permit);
 }
 
-/// One request: guard, then the proxy's own endpoints, or upstream.
-async fn handle(app: &App, mut request: Request<Incoming>) -> Response<ProxyBody> {
+/// One request; an allowed browser origin may read the answer (CORS).
+async fn handle(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
+    let origin = request.headers().get(ORIGIN).cloned();
+    let mut response = guarded(app, request).await;
+    if let Some(origin) = origin.filter(|o| app.guard.allows_origin(o)) {
+        cors::allow(response.headers_mut(), &origin);
+    }
+    response
+}
+
+/// Guard, then a CORS preflight, the proxy's own endpoints, or upstream.
+async fn guarded(app: &App, mut request: Request<Incoming>) -> Response<ProxyBody> {
     let counters = &app.counters;
     counters.requests.fetch_add(1, Ordering::Relaxed);
     let (method, uri, version) = (request.method(), request.uri(), request.version());
@@ -236,6 +247,12 @@ async fn handle(app: &App, mut request: Request<Incoming>) -> Response<ProxyBody
         // The path is not logged: it may carry identifiers; the reason says enough.
         tracing::info!(%method, reason = refusal.code, "refused");
         return reply::refusal(refusal).map(Either::Right);
+    }
+    // Past the guard, an `Origin` is an allowed one.
+    if let Some(origin) = request.headers().get(ORIGIN)
+        && cors::is_preflight(method, request.headers())
+    {
+        return cors::preflight(origin, request.headers()).map(Either::Right);
     }
     if uri.path().starts_with(ops::PREFIX) {
         let path = uri.path().to_owned();

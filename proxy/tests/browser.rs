@@ -7,7 +7,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -41,10 +40,20 @@ async function attempt(init) {{
     )
 }
 
-/// Serves the page on 127.0.0.1 and sends each `/done` query to `done`.
-async fn page_server(proxy: String, done: mpsc::UnboundedSender<String>) -> SocketAddr {
+/// The page server's socket on 127.0.0.1, bound first so that its origin can be given
+/// to the proxy.
+async fn bind_pages() -> (tokio::net::TcpListener, u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// Serves the page and sends each `/done` query to `done`.
+fn serve_pages(
+    listener: tokio::net::TcpListener,
+    proxy: String,
+    done: mpsc::UnboundedSender<String>,
+) {
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -73,49 +82,58 @@ async fn page_server(proxy: String, done: mpsc::UnboundedSender<String>) -> Sock
             });
         }
     });
-    addr
+}
+
+/// Loads `url` in headless Chromium and returns what the page reported on `/done`.
+async fn load(url: &str, done: &mut mpsc::UnboundedReceiver<String>) -> String {
+    // A profile of its own: Chromium hands a URL to a running instance of the same
+    // profile, and tests run in parallel.
+    static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile =
+        std::env::temp_dir().join(format!("bodhi-proxy-chromium-{}-{n}", std::process::id()));
+    // Kept running (remote debugging) until the page reports; killed on drop.
+    let mut chromium = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromium (apt-get install -y chromium; .ci/run installs it)");
+    let report = tokio::time::timeout(HANG, done.recv())
+        .await
+        .unwrap_or_else(|_| panic!("the page {url} never reported"))
+        .unwrap();
+    let _ = chromium.kill().await;
+    let _ = chromium.wait().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    report
 }
 
 #[tokio::test]
 async fn a_page_on_another_loopback_origin_cannot_use_the_proxy() {
     let fakes = Fakes::start().await;
     let proxy = Proxy::start(&fakes.env(), &[]);
+    let (listener, port) = bind_pages().await;
     let (done_tx, mut done) = mpsc::unbounded_channel();
-    let pages = page_server(proxy.url(""), done_tx).await;
-    let profile = std::env::temp_dir().join(format!("bodhi-proxy-chromium-{}", std::process::id()));
+    serve_pages(listener, proxy.url(""), done_tx);
 
-    for origin in [
-        format!("127.0.0.1:{}", pages.port()),
-        format!("localhost:{}", pages.port()),
-    ] {
-        // Kept running (remote debugging) until the page reports; killed on drop.
-        let mut chromium = tokio::process::Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-dev-shm-usage",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(format!("http://{origin}/page"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromium (apt-get install -y chromium; .ci/run installs it)");
-        let report = tokio::time::timeout(HANG, done.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the page on {origin} never reported"))
-            .unwrap();
-        let _ = chromium.kill().await;
+    for origin in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let report = load(&format!("http://{origin}/page"), &mut done).await;
         assert_eq!(
             report, "simple=opaque&cors=error",
             "from {origin}: the no-cors POST was sent (its answer is opaque), the CORS one failed"
         );
     }
-    let _ = std::fs::remove_dir_all(&profile);
 
     assert!(
         fakes.api.recorded().is_empty(),
@@ -128,4 +146,25 @@ async fn a_page_on_another_loopback_origin_cannot_use_the_proxy() {
         .metric("bodhi_proxy_refused_total{reason=\"origin_refused\"}")
         .await;
     assert!(refused >= 4.0, "refused {refused}");
+}
+
+#[tokio::test]
+async fn an_allowed_origin_gets_cors_answers_and_reaches_the_upstream() {
+    let fakes = Fakes::start().await;
+    let (listener, port) = bind_pages().await;
+    let origin = format!("http://127.0.0.1:{port}");
+    let proxy = Proxy::start(&fakes.env(), &["--allow-origin", &origin]);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    serve_pages(listener, proxy.url(""), done_tx);
+
+    let report = load(&format!("{origin}/page"), &mut done).await;
+    assert_eq!(report, "simple=opaque&cors=status-200");
+    let log = fakes.api.recorded();
+    let methods: Vec<&str> = log.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["POST", "POST"],
+        "the preflight was answered by the proxy"
+    );
+    assert_eq!(log[1].body.as_deref(), Some(&br#"{"order":1}"#[..]));
 }
