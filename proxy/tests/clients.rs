@@ -121,3 +121,28 @@ async fn a_download_of_several_megabytes_streams_through() {
     let out = python(script, &proxy.url("/export")).await;
     assert_eq!(out.trim(), format!("200 {}", big.len()));
 }
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_checked_by_its_authority_and_forwarded() {
+    let fakes = Fakes::start().await;
+    let proxy = Proxy::start(&fakes.env(), &[]);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client.get(proxy.url("/stores")).send().await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    // The same client, told the proxy is another host (DNS rebinding): refused.
+    let rebound = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .resolve("evil.example", proxy.addr)
+        .build()
+        .unwrap();
+    let url = format!("http://evil.example:{}/stores", proxy.port());
+    let response = rebound.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(fakes.api.recorded().len(), 1);
+}
