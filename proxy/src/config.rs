@@ -4,10 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bodhi_auth::store::{FileStore, RedisStore, STORE_KEY_ENV};
-use bodhi_auth::{
-    Credentials, DEFAULT_CLIENT_ID, Environment, TokenManager, TokenManagerBuilder, TokenScope,
-};
+use bodhi_auth::{Credentials, Environment, TokenManager, TokenManagerBuilder, TokenScope};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use http::uri::{Authority, Scheme, Uri};
 
@@ -276,47 +273,17 @@ impl ManagerConfig {
     /// store from the flags (which carry their environment variables already).
     pub(crate) fn build(&self) -> Result<TokenManager, ConfigError> {
         let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
-        let username = credentials.username().to_owned();
         let environment = self.environment.unwrap_or(Environment::Prod);
         let mut builder: TokenManagerBuilder =
             TokenManager::builder(credentials).environment(environment);
-        let token_url = match &self.token_url {
-            Some(url) => {
-                builder = builder.token_url(url.clone());
-                url.clone()
-            }
-            None => environment.token_url().to_owned(),
-        };
-        // The same values as BODHI_STORE in the library's `from_env`, read from the flag.
-        builder = match self.store.as_deref() {
-            None | Some("none") => builder.no_store(),
-            Some("file") => builder.default_file_store(),
-            Some(value) if value.starts_with("file:") => match &value["file:".len()..] {
-                "" => return Err("--store file: needs a path after it (or use `file`)".into()),
-                path => builder.store(FileStore::new(path)),
-            },
-            Some(value) if value.starts_with("redis://") || value.starts_with("rediss://") => {
-                let mut redis = RedisStore::builder(value).session_for(
-                    &token_url,
-                    DEFAULT_CLIENT_ID,
-                    &username,
-                );
-                // A secret: from the environment only, like the password.
-                if let Ok(keys) = std::env::var(STORE_KEY_ENV)
-                    && !keys.is_empty()
-                {
-                    redis = redis.keys(&keys);
-                }
-                builder.store(redis.build().map_err(|e| e.to_string())?)
-            }
-            // Not echoed: a mistyped Redis URL may hold a password.
-            Some(_) => {
-                return Err(
-                    "--store (BODHI_STORE): expected `none`, `file`, `file:PATH` or `redis://...`"
-                        .into(),
-                );
-            }
-        };
+        if let Some(url) = &self.token_url {
+            builder = builder.token_url(url.clone());
+        }
+        // The same values as BODHI_STORE in the library's `from_env`, read from the flag
+        // (a Redis store's keys only ever from the environment).
+        builder = builder
+            .store_spec(self.store.as_deref().unwrap_or(""))
+            .map_err(|e| e.to_string())?;
         builder.build().map_err(|e| e.to_string())
     }
 }

@@ -277,6 +277,20 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Keeps the session where `spec` says, in the values `BODHI_STORE` takes (see
+    /// [`STORE_ENV`](crate::store::STORE_ENV)): `none`, `file`, `file:PATH`,
+    /// `redis://...` (its keys from `BODHI_STORE_KEY`, a secret that only ever comes
+    /// from the environment). For a program whose own flag sets it, as `bodhi-proxy`'s
+    /// `--store` does. A bad value is a `Config` error naming `BODHI_STORE`.
+    pub fn store_spec(mut self, spec: &str) -> Result<Self, Error> {
+        self.store = if spec.is_empty() {
+            StoreChoice::None
+        } else {
+            parse_store(spec.to_owned())?
+        };
+        Ok(self)
+    }
+
     /// Keeps the session in memory only (the default; undoes `BODHI_STORE`).
     pub fn no_store(mut self) -> Self {
         self.store = StoreChoice::None;
@@ -361,9 +375,14 @@ impl TokenManagerBuilder {
 /// `BODHI_STORE`: `none`, `file`, `file:PATH`, `redis://...` or `rediss://...` (with
 /// `BODHI_STORE_KEY`).
 fn store_from_env() -> Result<StoreChoice, Error> {
-    let Some(value) = crate::env::read(STORE_ENV)? else {
-        return Ok(StoreChoice::None);
-    };
+    match crate::env::read(STORE_ENV)? {
+        Some(value) => parse_store(value),
+        None => Ok(StoreChoice::None),
+    }
+}
+
+/// One value of `BODHI_STORE`; errors name the variable.
+fn parse_store(value: String) -> Result<StoreChoice, Error> {
     if value.starts_with("redis://") || value.starts_with("rediss://") {
         #[cfg(feature = "redis")]
         return Ok(StoreChoice::Redis {
