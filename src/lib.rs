@@ -10,7 +10,13 @@
 //!   [resilience policy](policy) so a sick IDM is never hammered.
 //! - [`IdmAuthLayer`] (feature `tower`): a Tower layer for any `Service<http::Request<_>>`.
 //! - [`IdmAuthMiddleware`] (feature `reqwest`): a reqwest-middleware middleware.
-//! - [`testing`] (feature `testing`): a fake IDM and API for your own tests.
+//! - [`store`]: a session that outlives the process or is shared by a fleet
+//!   ([`FileStore`](store::FileStore) for CLIs and cron jobs, `RedisStore` with the
+//!   `redis` feature), behind the [`TokenStore`](store::TokenStore) seam.
+//! - [`TokenManager::stats`]: counters and the token's state for operators, also through
+//!   the `metrics` facade (feature `metrics`).
+//! - `blocking` (feature `blocking`): the manager for sync code, on a runtime of its own.
+//! - `testing` (feature `testing`): a fake IDM and API for your own tests.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), bodhi_auth::Error> {

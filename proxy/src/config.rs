@@ -61,7 +61,7 @@ pub(crate) struct Flags {
     #[arg(long, env = "BODHI_PROXY_ALLOW_REMOTE")]
     allow_remote: bool,
 
-    /// A Host (`name` or `name:port`) to accept besides 127.0.0.1, [::1] and localhost
+    /// A Host (`name` or `name:port`) to accept besides `127.0.0.1`, `[::1]` and `localhost`
     /// with the listening port. Repeat for more. Matched exactly, never as a pattern.
     #[arg(
         long,
