@@ -269,49 +269,61 @@ async fn without_a_store_every_process_logs_in() {
     assert_eq!(idm.token_requests(), 3);
 }
 
-/// A store that counts every call, around a `MemoryStore`.
+/// A `MemoryStore` that counts every call, and may have a fingerprint key as a store
+/// with a key would.
 #[derive(Debug, Default)]
-struct Counting {
+struct Wrapped {
     inner: MemoryStore,
     calls: std::sync::atomic::AtomicUsize,
+    keyed: bool,
 }
 
-impl Counting {
+impl Wrapped {
+    fn keyed() -> Wrapped {
+        Wrapped {
+            keyed: true,
+            ..Wrapped::default()
+        }
+    }
     fn calls(&self) -> usize {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
     }
-    fn count(&self) {
+    fn count(&self) -> &MemoryStore {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        &self.inner
     }
 }
 
 #[async_trait::async_trait]
-impl TokenStore for Counting {
+impl TokenStore for Wrapped {
     async fn load(&self) -> Result<Option<Session>, bodhi_auth::Error> {
-        self.count();
-        self.inner.load().await
+        self.count().load().await
     }
     async fn save(&self, session: &Session) -> Result<bool, bodhi_auth::Error> {
-        self.count();
-        self.inner.save(session).await
+        self.count().save(session).await
     }
     async fn delete(&self) -> Result<(), bodhi_auth::Error> {
-        self.count();
-        self.inner.delete().await
+        self.count().delete().await
     }
     async fn try_lease(
         &self,
         ttl: Duration,
     ) -> Result<Option<Box<dyn bodhi_auth::store::Lease>>, bodhi_auth::Error> {
-        self.count();
-        self.inner.try_lease(ttl).await
+        self.count().try_lease(ttl).await
+    }
+    async fn wait_for_release(&self, at_most: Duration) -> Result<(), bodhi_auth::Error> {
+        self.count().wait_for_release(at_most).await
+    }
+    fn fingerprint_key(&self) -> Option<&[u8]> {
+        self.keyed
+            .then_some(&b"a key the store keeps apart from the record"[..])
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_cached_path_never_touches_the_store() {
     let idm = FakeIdm::new();
-    let store = Arc::new(Counting::default());
+    let store = Arc::new(Wrapped::default());
     let manager = builder(&idm).store(store.clone()).build().unwrap();
     let callers = support::concurrent_callers(&manager, 100).await;
     assert!(callers.iter().all(Result::is_ok));
@@ -327,39 +339,10 @@ async fn the_cached_path_never_touches_the_store() {
     assert_eq!(after_login, 4);
 }
 
-/// A `MemoryStore` with a fingerprint key, as a store with a key would have.
-#[derive(Debug, Default)]
-struct Keyed(MemoryStore);
-
-#[async_trait::async_trait]
-impl TokenStore for Keyed {
-    async fn load(&self) -> Result<Option<Session>, bodhi_auth::Error> {
-        self.0.load().await
-    }
-    async fn save(&self, session: &Session) -> Result<bool, bodhi_auth::Error> {
-        self.0.save(session).await
-    }
-    async fn delete(&self) -> Result<(), bodhi_auth::Error> {
-        self.0.delete().await
-    }
-    async fn try_lease(
-        &self,
-        ttl: Duration,
-    ) -> Result<Option<Box<dyn bodhi_auth::store::Lease>>, bodhi_auth::Error> {
-        self.0.try_lease(ttl).await
-    }
-    async fn wait_for_release(&self, at_most: Duration) -> Result<(), bodhi_auth::Error> {
-        self.0.wait_for_release(at_most).await
-    }
-    fn fingerprint_key(&self) -> Option<&[u8]> {
-        Some(b"a key the store keeps apart from the record")
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_wrong_password_is_tried_once_per_cooldown_by_the_fleet_when_the_store_has_a_key() {
     let idm = FakeIdm::new();
-    let store = Arc::new(Keyed::default());
+    let store = Arc::new(Wrapped::keyed());
     let wrong = |idm: &FakeIdm| {
         TokenManager::builder(Credentials::new("user", "wrong"))
             .fake_idm(idm)

@@ -77,8 +77,17 @@ impl Admin {
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, BoxError> {
+        self.get_in(REALM, path, query).await
+    }
+
+    async fn get_in(
+        &self,
+        realm: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, BoxError> {
         let mut url =
-            reqwest::Url::parse(&format!("{}/admin/realms/{REALM}/{path}", self.base_url))?;
+            reqwest::Url::parse(&format!("{}/admin/realms/{realm}/{path}", self.base_url))?;
         url.query_pairs_mut().extend_pairs(query);
         let response = self
             .http
@@ -146,22 +155,8 @@ impl Admin {
 
     /// How many `event`s Keycloak recorded in `realm`, for anyone.
     pub async fn realm_event_count(&self, realm: &str, event: Event) -> Result<usize, BoxError> {
-        let url = format!(
-            "{}/admin/realms/{realm}/events?type={}&max=10000",
-            self.base_url,
-            event.as_str()
-        );
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(self.token().await?)
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("GET {url}: {status}: {}", response.text().await?).into());
-        }
-        let events: Value = serde_json::from_slice(&response.bytes().await?)?;
+        let query = [("type", event.as_str()), ("max", "10000")];
+        let events = self.get_in(realm, "events", &query).await?;
         events
             .as_array()
             .map(Vec::len)
