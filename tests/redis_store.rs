@@ -21,7 +21,7 @@ use bodhi_auth::store::{Session, TokenStore};
 use bodhi_auth::testing::{FakeIdm, Fault};
 use bodhi_auth::{AccessToken, Credentials, ErrorKind, TokenManager};
 use redis_server::{KEY, RedisServer};
-use support::builder;
+use support::{all_same, builder, everyone};
 
 const FLEET: usize = 50;
 
@@ -48,20 +48,6 @@ fn fleet(idm: &FakeIdm, redis: &RedisServer, n: usize) -> Vec<TokenManager> {
     (0..n)
         .map(|_| builder(idm).store(redis.store()).build().unwrap())
         .collect()
-}
-
-/// One `access_token()` per manager, all at once.
-async fn everyone(managers: &[TokenManager]) -> Vec<AccessToken> {
-    let callers: Vec<_> = managers.iter().map(support::spawn_caller).collect();
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap().expect("a token"));
-    }
-    tokens
-}
-
-fn all_same(tokens: &[AccessToken]) -> bool {
-    tokens.iter().all(|t| t.same_token(&tokens[0]))
 }
 
 #[tokio::test]

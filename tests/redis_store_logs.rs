@@ -11,18 +11,9 @@ use std::time::Duration;
 
 use bodhi_auth::store::RedisStore;
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{AccessToken, Credentials, TokenManager};
+use bodhi_auth::{Credentials, TokenManager};
 use redis_server::{KEY_B, RedisServer, key_ids};
-use support::{CapturedLogs, builder};
-
-async fn everyone(managers: &[TokenManager]) -> Vec<AccessToken> {
-    let callers: Vec<_> = managers.iter().map(support::spawn_caller).collect();
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap().expect("no request fails"));
-    }
-    tokens
-}
+use support::{CapturedLogs, builder, everyone};
 
 fn count(logs: &CapturedLogs, needle: &str) -> usize {
     logs.text().lines().filter(|l| l.contains(needle)).count()

@@ -86,3 +86,19 @@ pub async fn concurrent_callers(
     }
     answers
 }
+
+/// One `access_token()` per manager, all at once (managers standing for processes);
+/// every one must get a token.
+pub async fn everyone(managers: &[TokenManager]) -> Vec<AccessToken> {
+    let callers: Vec<_> = managers.iter().map(spawn_caller).collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().expect("every manager gets a token"));
+    }
+    tokens
+}
+
+/// Whether all are one token.
+pub fn all_same(tokens: &[AccessToken]) -> bool {
+    tokens.iter().all(|t| t.same_token(&tokens[0]))
+}
