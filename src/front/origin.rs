@@ -94,9 +94,16 @@ impl OriginKey {
                 hasher.write_u8(1);
                 hasher.write_u16(origin.port);
                 for part in [origin.scheme, origin.host] {
-                    // Lowercased byte by byte: equal origins must give equal keys.
-                    for byte in part.bytes() {
-                        hasher.write_u8(byte.to_ascii_lowercase());
+                    // Lowercased (equal origins must give equal keys) in chunks on the
+                    // stack: the hasher takes a byte stream, so where it is cut does not
+                    // change the key, and one `write` per chunk is several times faster
+                    // than one per byte (this runs on every request without a copy).
+                    let mut lower = [0u8; 64];
+                    for chunk in part.as_bytes().chunks(lower.len()) {
+                        let lower = &mut lower[..chunk.len()];
+                        lower.copy_from_slice(chunk);
+                        lower.make_ascii_lowercase();
+                        hasher.write(lower);
                     }
                     hasher.write_u8(0xff); // not a byte of any UTF-8 text: ends the part
                 }

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::origin::Origin;
+use super::origin::{Origin, OriginKey};
 use crate::{Error, ErrorKind};
 
 /// The environment variable [`TokenScope::from_env`] reads.
@@ -40,15 +40,53 @@ enum Scope {
     Origins(Arc<[Allowed]>),
 }
 
-/// An origin of the list, lowercase.
+/// An origin of the list, lowercase, and its key (so a request admitted by it needs no
+/// key of its own computed).
 #[derive(Debug)]
 struct Allowed {
     scheme: String,
     host: String,
     port: u16,
+    key: OriginKey,
+    /// The URI authority as a request for this origin usually writes it (`host`, or
+    /// `host:port` for a port that is not the scheme's default; IPv6 in brackets), and
+    /// with the port always written.
+    authority: String,
+    authority_with_port: String,
 }
 
 impl Allowed {
+    fn new(scheme: &str, host: &str, port: u16, key: OriginKey) -> Self {
+        let (scheme, host) = (scheme.to_ascii_lowercase(), host.to_ascii_lowercase());
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let authority_with_port = format!("{bracketed}:{port}");
+        let authority = match Origin::new(&scheme, &host, None) {
+            Some(default) if default.parts().2 == port => bracketed,
+            _ => authority_with_port.clone(),
+        };
+        Allowed {
+            scheme,
+            host,
+            port,
+            key,
+            authority,
+            authority_with_port,
+        }
+    }
+
+    /// Whether a URI with this scheme and authority is for this origin, compared as
+    /// written (ASCII case aside): a quick test that never says yes when the parsed
+    /// origins differ, and may say no when they are equal but written otherwise.
+    fn written_as(&self, scheme: &str, authority: &str) -> bool {
+        scheme.eq_ignore_ascii_case(&self.scheme)
+            && (authority.eq_ignore_ascii_case(&self.authority)
+                || authority.eq_ignore_ascii_case(&self.authority_with_port))
+    }
+
     fn matches(&self, origin: &Origin<'_>) -> bool {
         Origin::new(&self.scheme, &self.host, Some(self.port)).as_ref() == Some(origin)
     }
@@ -71,11 +109,7 @@ impl TokenScope {
                     .and_then(Origin::of_url)
                     .map(|origin| {
                         let (scheme, host, port) = origin.parts();
-                        Allowed {
-                            scheme: scheme.to_ascii_lowercase(),
-                            host: host.to_ascii_lowercase(),
-                            port,
-                        }
+                        Allowed::new(scheme, host, port, OriginKey::of(Some(origin)))
                     })
                     .ok_or_else(|| {
                         Error::new(
@@ -123,25 +157,60 @@ impl TokenScope {
         TokenScope(Scope::AnyOrigin)
     }
 
-    fn allows<'a>(&self, origin: impl FnOnce() -> Option<Origin<'a>>) -> bool {
+    /// Whether a request for this origin may carry the token, and how it was admitted.
+    fn admits<'a>(&self, origin: impl FnOnce() -> Option<Origin<'a>>) -> Option<Admitted> {
         match &self.0 {
-            Scope::AnyOrigin => true,
+            Scope::AnyOrigin => Some(Admitted(None)),
             Scope::Origins(allowed) => {
-                origin().is_some_and(|origin| allowed.iter().any(|a| a.matches(&origin)))
+                let origin = origin()?;
+                let matched = allowed.iter().find(|a| a.matches(&origin))?;
+                Some(Admitted(Some(matched.key)))
             }
         }
     }
 
-    /// Whether a request for `uri` may carry the token.
+    /// Whether a request for `uri` may carry the token, and how it was admitted.
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(super) fn admits_uri(&self, uri: &http::Uri) -> Option<Admitted> {
+        // First as written, which needs no parsing of the authority: a request for one
+        // of the origins usually names it as the list does. Anything else (another
+        // origin, user info, a port written `:0443`) is parsed and compared in full.
+        if let Scope::Origins(allowed) = &self.0
+            && let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority())
+            && let Some(matched) = allowed
+                .iter()
+                .find(|a| a.written_as(scheme, authority.as_str()))
+        {
+            return Some(Admitted(Some(matched.key)));
+        }
+        self.admits(|| Origin::of_uri(uri))
+    }
+
+    /// Whether a request for `uri` may carry the token.
+    #[cfg(test)]
     pub(super) fn allows_uri(&self, uri: &http::Uri) -> bool {
-        self.allows(|| Origin::of_uri(uri))
+        self.admits_uri(uri).is_some()
     }
 
     /// Whether a request for `url` may carry the token.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(super) fn allows_url(&self, url: &url::Url) -> bool {
-        self.allows(|| Origin::of_url(url))
+        self.admits(|| Origin::of_url(url)).is_some()
+    }
+}
+
+/// A request a scope admitted: the key of its origin when the scope matched it against
+/// one of its own (computed once, when the scope was made), so the cached path of a
+/// front end that keeps no copy does not parse and hash the origin a second time.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) struct Admitted(Option<OriginKey>);
+
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+impl Admitted {
+    /// The key of the origin of `uri`, the request this admitted.
+    pub(super) fn origin_key(self, uri: &http::Uri) -> OriginKey {
+        self.0.unwrap_or_else(|| OriginKey::of(Origin::of_uri(uri)))
     }
 }
 
@@ -166,6 +235,15 @@ mod tests {
         assert!(!allows("https://api.example:8443/"), "port differs");
         assert!(!allows("https://api.example.evil.com/"), "host differs");
         assert!(!allows("/relative"), "no origin");
+        assert!(
+            allows("https://api.example:0443/"),
+            "a port written otherwise"
+        );
+        assert!(allows("https://user@api.example/"), "user info");
+        assert!(allows("HTTP://127.0.0.1:8080/"));
+        assert!(!allows("http://127.0.0.1/"), "default port, not 8080");
+        assert!(allows("http://[::1]:3000/x"));
+        assert!(!allows("http://[::1]/"), "default port, not 3000");
         assert!(TokenScope::origins(["not a url"]).is_err());
         let url = |text: &str| url::Url::parse(text).unwrap();
         assert!(scope.allows_url(&url("https://API.example/stores")));

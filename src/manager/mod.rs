@@ -4,12 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
 use tokio::time::Instant;
 
 mod builder;
 mod clock;
+mod deadline;
 mod flight;
+mod published;
 mod shared_session;
 mod state;
 mod stats;
@@ -26,6 +27,7 @@ use crate::policy::Policy;
 use crate::store::TokenStore;
 use crate::token::{AccessToken, Issuer};
 use crate::{Credentials, Error, ErrorKind};
+use published::Published;
 use state::{Access, Flight, FlightResult, Invalidation, RefreshToken, Shared};
 
 /// Gets, caches and renews Bodhi access tokens.
@@ -86,7 +88,8 @@ pub(crate) struct Inner {
     /// Where the session also lives, beyond this process (none by default).
     pub(crate) store: Option<Arc<dyn TokenStore>>,
     pub(crate) counters: stats::Counters,
-    pub(crate) shared: RwLock<Shared>,
+    /// The state behind its lock, and the token it serves published for `cached()`.
+    pub(crate) shared: Published,
 }
 
 /// What the builder decided.
@@ -142,33 +145,34 @@ impl TokenManager {
                 transport,
                 store,
                 counters: stats::Counters::default(),
-                shared: RwLock::new(Shared::new(credentials)),
+                shared: Published::new(Shared::new(credentials)),
             }),
         }
     }
 
     /// The current token if it can be used right now without waiting, else `None`.
     ///
-    /// Synchronous and cheap (a shared read lock and a clock read): the front ends try
-    /// it first and only fall back to [`access_token`](Self::access_token) on a miss.
+    /// Synchronous and cheap: no lock, one read of a coarse monotonic clock (Tokio's
+    /// clock instead while it is paused) and a reference-count increment. The front ends try it first and only fall back to
+    /// [`access_token`](Self::access_token) on a miss. A token dropped by
+    /// [`invalidate`](Self::invalidate) is never returned once that call has returned.
+    #[inline]
     pub fn cached(&self) -> Option<AccessToken> {
-        self.inner
-            .shared
-            .read()
-            .state
-            .usable(Instant::now())
-            .cloned()
+        self.inner.shared.serving()
     }
 
     /// A token that is valid now: cached, or from the one flight all callers share.
     ///
     /// Needs a Tokio runtime with timers (`enable_time`) when it has to talk to the
     /// IDM; without one it fails with [`ErrorKind::Config`].
+    #[inline]
     pub async fn access_token(&self) -> Result<AccessToken, Error> {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        self.slow_path().await
+        // Boxed, so this future stays a few words: every caller creates and moves it,
+        // and on the cached path nothing past the `cached()` above runs.
+        Box::pin(self.slow_path()).await
     }
 
     /// [`access_token`](Self::access_token) as a `'static` future, for the front ends.

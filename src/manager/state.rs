@@ -68,23 +68,27 @@ pub(crate) enum Access {
 }
 
 impl State {
-    /// The token a caller may use right now without any state change.
-    pub(crate) fn usable(&self, now: Instant) -> Option<&AccessToken> {
+    /// The token a caller may use without any state change, and until when (before
+    /// that instant, not at it). This is what the manager publishes for the lock-free
+    /// read path, and the first question [`State::access`] asks. `until` is never past
+    /// the token's expiry.
+    pub(crate) fn serving(&self) -> Option<(&AccessToken, Instant)> {
         match self {
-            State::Valid(c) if now < c.refresh_at => Some(&c.token),
-            State::RefreshingWhileValid(c, _) if now < c.token.deadline() => Some(&c.token),
+            State::Valid(c) => Some((&c.token, c.refresh_at.min(c.token.deadline()))),
+            State::RefreshingWhileValid(c, _) => Some((&c.token, c.token.deadline())),
             _ => None,
         }
     }
 
     pub(crate) fn access(&self, now: Instant) -> Access {
+        if let Some((token, until)) = self.serving()
+            && now < until
+        {
+            return Access::Ready(token.clone());
+        }
         match self {
-            State::Valid(c) if now < c.refresh_at => Access::Ready(c.token.clone()),
             State::Valid(c) if now < c.token.deadline() => {
                 Access::StartInBackground(c.token.clone())
-            }
-            State::RefreshingWhileValid(c, _) if now < c.token.deadline() => {
-                Access::Ready(c.token.clone())
             }
             State::Fetching(f) | State::RefreshingWhileValid(_, f) => Access::Join(f.clone()),
             State::CoolingDown { error, until } if now < *until => Access::Fail(error.clone()),

@@ -14,6 +14,7 @@ use tower_service::Service;
 use super::BoxError;
 use super::service::set_token;
 use crate::front::origin::{Origin, OriginKey};
+use crate::front::scope::Admitted;
 use crate::front::{Rejector, Replacement, replace_rejected};
 use crate::manager::Event;
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
@@ -27,6 +28,15 @@ pub(crate) struct Replay<S, B> {
     pub(crate) request: Request<B>,
     pub(crate) service: S,
     pub(crate) manager: TokenManager,
+}
+
+/// How a request is to be sent, decided in `call`: the copy to resend (if any), whether
+/// resending was on but the body could not be copied (said in a `debug` event if a 401
+/// comes back), and how the scope admitted it.
+pub(crate) struct Plan<S, B> {
+    pub(crate) replay: Option<Box<Replay<S, B>>>,
+    pub(crate) uncopied: bool,
+    pub(crate) admitted: Admitted,
 }
 
 pin_project! {
@@ -54,6 +64,7 @@ pin_project! {
             pending: Option<Box<(Request<B>, S)>>,
             replay: Option<Box<Replay<S, B>>>,
             uncopied: bool,
+            admitted: Admitted,
         },
         // Sent with our token; a 401 may lead to a resend.
         Sent {
@@ -94,33 +105,36 @@ where
         }
     }
 
-    /// `request` with `token` set, sent through `service`. `uncopied`: resending was on
-    /// but the body could not be copied (said in a `debug` event if a 401 comes back).
+    /// `request` with `token` set, sent through `service`, as `plan` says.
     pub(crate) fn send(
         service: &mut S,
         request: Request<B>,
         token: AccessToken,
-        replay: Option<Box<Replay<S, B>>>,
-        uncopied: bool,
+        plan: Plan<S, B>,
     ) -> Self {
         ResponseFuture {
-            state: State::send(service, request, token, replay, uncopied),
+            state: State::send(service, request, token, plan),
         }
     }
 
     pub(super) fn wait_for_token(
         request: Request<B>,
         service: S,
-        replay: Option<Box<Replay<S, B>>>,
-        uncopied: bool,
+        plan: Plan<S, B>,
         manager: &TokenManager,
     ) -> Self {
+        let Plan {
+            replay,
+            uncopied,
+            admitted,
+        } = plan;
         ResponseFuture {
             state: State::WaitingForToken {
                 token: Box::pin(manager.clone().access_token_owned()),
                 pending: Some(Box::new((request, service))),
                 replay,
                 uncopied,
+                admitted,
             },
         }
     }
@@ -149,6 +163,7 @@ where
                     pending,
                     replay,
                     uncopied,
+                    admitted,
                 } => {
                     let token = match ready!(token.as_mut().poll(cx)) {
                         Ok(token) => token,
@@ -161,7 +176,12 @@ where
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     let (request, mut service) = *pending;
-                    State::send(&mut service, request, token, replay.take(), *uncopied)
+                    let plan = Plan {
+                        replay: replay.take(),
+                        uncopied: *uncopied,
+                        admitted: *admitted,
+                    };
+                    State::send(&mut service, request, token, plan)
                 }
                 StateProj::Sent {
                     future,
@@ -273,21 +293,22 @@ where
         service: &mut S,
         mut request: Request<B>,
         token: AccessToken,
-        replay: Option<Box<Replay<S, B>>>,
-        uncopied: bool,
+        plan: Plan<S, B>,
     ) -> Self {
         set_token(&mut request, &token);
         // With a copy, its URI says where the request went; without one, only the
-        // origin is kept, hashed, so no `Uri` is cloned on the cached path.
-        let sent_to = replay
+        // origin is kept, as a key (the scope's own, when it matched one of its origins),
+        // so no `Uri` is cloned on the cached path.
+        let sent_to = plan
+            .replay
             .is_none()
-            .then(|| OriginKey::of(Origin::of_uri(request.uri())));
+            .then(|| plan.admitted.origin_key(request.uri()));
         State::Sent {
             future: service.call(request),
             token: Some(token),
-            replay,
+            replay: plan.replay,
             sent_to,
-            uncopied,
+            uncopied: plan.uncopied,
         }
     }
 }

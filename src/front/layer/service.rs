@@ -7,7 +7,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::BoxError;
-use super::future::{Replay, ResponseFuture};
+use super::future::{Plan, Replay, ResponseFuture};
 use super::replay::ReplayBody;
 use crate::{AccessToken, TokenManager, TokenScope};
 
@@ -94,9 +94,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
-        if !self.scope.allows_uri(request.uri()) || request.headers().contains_key(AUTHORIZATION) {
-            return ResponseFuture::forward(inner.call(request));
-        }
+        let admitted = match self.scope.admits_uri(request.uri()) {
+            Some(admitted) if !request.headers().contains_key(AUTHORIZATION) => admitted,
+            _ => return ResponseFuture::forward(inner.call(request)),
+        };
         // The copy is made before the first send; the resend gets its own service
         // instance, readied when (and only if) it is needed.
         let replay = if self.resend {
@@ -111,9 +112,14 @@ where
             None
         };
         let uncopied = self.resend && replay.is_none();
+        let plan = Plan {
+            replay,
+            uncopied,
+            admitted,
+        };
         match self.manager.cached() {
-            Some(token) => ResponseFuture::send(&mut inner, request, token, replay, uncopied),
-            None => ResponseFuture::wait_for_token(request, inner, replay, uncopied, &self.manager),
+            Some(token) => ResponseFuture::send(&mut inner, request, token, plan),
+            None => ResponseFuture::wait_for_token(request, inner, plan, &self.manager),
         }
     }
 }
