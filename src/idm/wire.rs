@@ -99,12 +99,12 @@ pub(crate) fn logout_request(
 
 /// A successful token answer, checked.
 pub(crate) struct TokenResponse {
-    pub(crate) access_token: String,
+    pub(crate) access_token: Zeroizing<String>,
     pub(crate) expires_in: Duration,
     pub(crate) refresh_token: Option<Zeroizing<String>>,
     /// `None`: no refresh expiry given, or 0 (Keycloak's "no expiry").
     pub(crate) refresh_expires_in: Option<Duration>,
-    pub(crate) id_token: Option<String>,
+    pub(crate) id_token: Option<Zeroizing<String>>,
     pub(crate) scope: Option<String>,
 }
 
@@ -159,6 +159,7 @@ pub(super) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> 
     })?;
     let access_token = string(raw.access_token, "access_token")?
         .filter(|t| !t.is_empty())
+        .map(Zeroizing::new)
         .ok_or_else(|| invalid("the token endpoint's answer has no access_token"))?;
     if let Some(token_type) = string(raw.token_type, "token_type")?
         && !token_type.eq_ignore_ascii_case("bearer")
@@ -190,7 +191,7 @@ pub(super) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> 
         expires_in,
         refresh_token,
         refresh_expires_in,
-        id_token: string(raw.id_token, "id_token")?,
+        id_token: string(raw.id_token, "id_token")?.map(Zeroizing::new),
         scope: string(raw.scope, "scope")?,
     })
 }

@@ -230,7 +230,7 @@ fn fresh(
         (None, None) => None,
     };
     let token = AccessToken::new(
-        response.access_token,
+        &response.access_token,
         response.id_token,
         response.scope,
         issued_at + response.expires_in,

@@ -273,8 +273,8 @@ fn adoptable(inner: &Arc<Inner>, session: &Session, now: Instant) -> Option<Fres
         return None;
     }
     let token = AccessToken::new(
-        access.token.to_string(),
-        access.id_token.as_ref().map(|t| t.to_string()),
+        &access.token,
+        access.id_token.clone(),
         access.scope.clone(),
         expires_at,
         deadline,

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
+mod bearer;
 mod claims;
 
 pub use claims::Identity;
@@ -16,6 +18,7 @@ pub(crate) use claims::base64url_encode;
 pub(crate) use claims::{decode_identity, decode_payload};
 
 use crate::{Error, ErrorKind};
+use bearer::BearerText;
 
 /// An access token issued by the IDM, with what came with it.
 ///
@@ -33,9 +36,9 @@ pub struct AccessToken {
 }
 
 struct Inner {
-    secret: Box<str>,
-    header: HeaderValue,
-    id_token: Option<Box<str>>,
+    /// The token and its header value, in memory wiped when the last clone goes.
+    bearer: BearerText,
+    id_token: Option<Zeroizing<String>>,
     scope: Option<Box<str>>,
     /// Wall-clock expiry: what is stored and shared with other processes.
     expires_at: SystemTime,
@@ -56,27 +59,23 @@ pub(crate) trait Issuer: Send + Sync {
 
 impl AccessToken {
     pub(crate) fn new(
-        secret: String,
-        id_token: Option<String>,
+        secret: &str,
+        id_token: Option<Zeroizing<String>>,
         scope: Option<String>,
         expires_at: SystemTime,
         deadline: Instant,
         issuer: Weak<dyn Issuer>,
     ) -> Result<Self, Error> {
-        let mut header = HeaderValue::try_from(format!("Bearer {secret}")).map_err(|_| {
+        let bearer = BearerText::new(secret).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidResponse,
                 "the access token has characters that cannot go in an HTTP header",
             )
         })?;
-        // Marks the value so HTTP/2 HPACK never indexes it and loggers that honour the
-        // flag (tower-http's trace layer among them) print it as sensitive.
-        header.set_sensitive(true);
         Ok(AccessToken {
             inner: Arc::new(Inner {
-                secret: secret.into(),
-                header,
-                id_token: id_token.map(Into::into),
+                bearer,
+                id_token,
                 scope: scope.map(Into::into),
                 expires_at,
                 deadline,
@@ -87,17 +86,17 @@ impl AccessToken {
 
     /// The raw access token (a JWT), for when you build the request yourself.
     pub fn secret(&self) -> &str {
-        &self.inner.secret
+        self.inner.bearer.secret()
     }
 
     /// `Bearer <token>` as a header value already marked sensitive.
     pub fn header_value(&self) -> &HeaderValue {
-        &self.inner.header
+        self.inner.bearer.header()
     }
 
     /// The raw id token, if the IDM sent one (it does when the scope includes `openid`).
     pub fn id_token(&self) -> Option<&str> {
-        self.inner.id_token.as_deref()
+        self.inner.id_token.as_deref().map(String::as_str)
     }
 
     /// The scope the IDM granted, if it said.
@@ -154,13 +153,13 @@ impl AccessToken {
     /// True if both values are the same token: the same token string, whether they
     /// come from one IDM answer or from a store another process wrote.
     pub fn same_token(&self, other: &AccessToken) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner) || self.has_secret(&other.inner.secret)
+        Arc::ptr_eq(&self.inner, &other.inner) || self.has_secret(other.secret())
     }
 
     /// Whether this token's string is `secret`, compared in time independent of where
     /// they differ.
     pub(crate) fn has_secret(&self, secret: &str) -> bool {
-        let (a, b) = (self.inner.secret.as_bytes(), secret.as_bytes());
+        let (a, b) = (self.secret().as_bytes(), secret.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }

@@ -1,0 +1,102 @@
+//! No heap block freed after an access token was served holds that token.
+//!
+//! A global allocator wraps the system one and, while scanning is on, searches every
+//! block being freed for the token's bytes. Scanning starts once the first token is known
+//! (its string is what is searched for). In the window the token is cloned, its header
+//! is put on requests through the Tower layer, it is invalidated and replaced, and at the
+//! end every clone and the manager are dropped: the crate's copies of the token (its text
+//! and its `Authorization` header value) are freed in the window and must be wiped
+//! first. The fake IDM keeps its own record of the token past the window.
+//!
+//! Its own binary with one test: the allocator is process-wide.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bodhi_auth::testing::FakeIdm;
+use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
+use http::{Request, Response, header::AUTHORIZATION};
+use tower::{Layer, ServiceExt, service_fn};
+
+static SCANNING: AtomicBool = AtomicBool::new(false);
+static HITS: AtomicUsize = AtomicUsize::new(0);
+/// The token searched for, as a fixed buffer (reading it must not allocate).
+static NEEDLE: Mutex<([u8; 4096], usize)> = Mutex::new(([0; 4096], 0));
+
+struct ScanningAllocator;
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments; `dealloc` only
+// reads the block it is about to free, which the caller owns, and allocates nothing.
+// `realloc` is the trait's default (alloc, copy, dealloc), so a moved block is scanned too.
+unsafe impl GlobalAlloc for ScanningAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if SCANNING.load(Ordering::SeqCst)
+            && let Ok(needle) = NEEDLE.try_lock()
+        {
+            let (bytes, len) = &*needle;
+            let needle = &bytes[..*len];
+            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            if !needle.is_empty() && block.windows(needle.len()).any(|w| w == needle) {
+                HITS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: ScanningAllocator = ScanningAllocator;
+
+#[tokio::test(start_paused = true)]
+async fn a_served_token_leaves_no_copy_of_itself_in_freed_memory() {
+    let idm = FakeIdm::new();
+    idm.set_recording(false);
+    idm.add_user("scan", "pw", None);
+    let manager = TokenManager::builder(Credentials::new("scan", "pw"))
+        .fake_idm(&idm)
+        .build()
+        .unwrap();
+    let first = manager.access_token().await.unwrap();
+    {
+        let mut needle = NEEDLE.lock().unwrap();
+        let secret = first.secret().as_bytes();
+        assert!(
+            secret.len() <= needle.0.len(),
+            "a fake token longer than the buffer"
+        );
+        needle.0[..secret.len()].copy_from_slice(secret);
+        needle.1 = secret.len();
+    }
+
+    let scope = TokenScope::origins(["https://api.example.test"]).unwrap();
+    SCANNING.store(true, Ordering::SeqCst);
+    let service = IdmAuthLayer::with_manager(manager.clone(), scope).layer(service_fn(
+        |request: Request<String>| async move {
+            let sent = request.headers().get(AUTHORIZATION).is_some();
+            Ok::<_, Infallible>(Response::new(sent))
+        },
+    ));
+    for _ in 0..10 {
+        let request = Request::get("https://api.example.test/").body(String::new());
+        let response = service.clone().oneshot(request.unwrap()).await.unwrap();
+        assert!(response.into_body(), "the layer set the header");
+    }
+    let header = first.header_value().clone();
+    assert!(manager.invalidate(&first), "the served token was current");
+    let second = manager.access_token().await.unwrap();
+    assert!(!second.same_token(&first));
+    drop((header, first, second, service, manager));
+    SCANNING.store(false, Ordering::SeqCst);
+
+    assert_eq!(
+        HITS.load(Ordering::SeqCst),
+        0,
+        "freed blocks held the access token"
+    );
+}
