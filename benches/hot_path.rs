@@ -2,7 +2,7 @@
 //! clone, one clock read and a comparison) and the hand-written baseline people write
 //! (`Arc<tokio::sync::Mutex<Option<Token>>>`, expiry checked inside the lock).
 //!
-//! `cargo bench --bench hot_path`
+//! `cargo bench -p bodhi-auth-benches --bench hot_path`
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `ClientWithMiddleware` with a trivial static-header middleware, and the same through
 //! `IdmAuthMiddleware`, at 1 and at 64 requests in flight.
 //!
-//! `cargo bench --bench reqwest_overhead`
+//! `cargo bench -p bodhi-auth-benches --bench reqwest_overhead`
 
 use std::time::{Duration, Instant};
 

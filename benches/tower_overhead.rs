@@ -1,7 +1,7 @@
 //! Per-request cost of `IdmAuthLayer` around an in-memory service that answers 200,
 //! against `tower_http::auth::AddAuthorizationLayer::bearer` (the floor: a static header).
 //!
-//! `cargo bench --bench tower_overhead`
+//! `cargo bench -p bodhi-auth-benches --bench tower_overhead`
 
 use std::convert::Infallible;
 use std::hint::black_box;
