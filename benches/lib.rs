@@ -200,6 +200,21 @@ fn quartiles(mut values: Vec<f64>) -> (usize, [f64; 3]) {
     (values.len(), [at(0.25), at(0.5), at(0.75)])
 }
 
+/// What [`clock_read`] returns: a point on the clock the floors compare an expiry with.
+pub type ClockInstant = tokio::time::Instant;
+
+/// How the rows name [`clock_read`]'s clock.
+pub const CLOCK_NAME: &str = "tokio Instant::now()";
+
+/// The floors' clock read, the one place it is made: every floor row (and the "clock
+/// alone" row) reads the clock through this, so the floors keep reading the clock the
+/// crate reads when the crate's changes. Today that is `tokio::time::Instant::now()`
+/// (this package has no tokio `test-util`, so no paused-clock check, as in a program).
+#[inline]
+pub fn clock_read() -> ClockInstant {
+    tokio::time::Instant::now()
+}
+
 /// This thread's CPU time so far.
 pub fn cpu_now() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
