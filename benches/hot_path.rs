@@ -18,7 +18,8 @@ use std::sync::Arc;
 use bodhi_auth::testing::FakeIdm;
 use bodhi_auth::{AccessToken, Credentials, TokenManager};
 use bodhi_auth_benches::{
-    CLOCK_NAME, ClockInstant, Comparison, clock_read, cpu_now, on_threads, timed,
+    CLOCK_NAME, ClockInstant, Comparison, clock_read, cpu_now, on_threads, threads_name, timed,
+    two_and_one,
 };
 use futures_util::FutureExt;
 use http::HeaderValue;
@@ -182,7 +183,7 @@ fn contention(s: &Setup) {
     }
     let mut comparison = Comparison::new("cached_token/threads");
     for threads in [1, 2] {
-        let name = |what: &str| format!("{what} [{threads} thread{}]", plural(threads));
+        let name = |what: &str| threads_name(what, threads);
         for (what, op) in [
             (FLOOR, floor as fn(&Setup)),
             (OWNED, owned),
@@ -212,24 +213,19 @@ fn contention(s: &Setup) {
             )
         });
     }
-    let both = |what: &str| (format!("{what} [2 threads]"), format!("{what} [1 thread]"));
     for what in [FLOOR, OWNED, OURS, RWLOCK, MUTEX] {
-        let (two, one) = both(what);
+        let (two, one) = two_and_one(what);
         comparison.ratio(&two, &one);
     }
-    let (floor2, floor1) = both(FLOOR);
+    let (floor2, floor1) = two_and_one(FLOOR);
     for what in [OURS, RWLOCK, OWNED] {
-        let (two, one) = both(what);
+        let (two, one) = two_and_one(what);
         comparison.scaling(&two, &one, &floor2, &floor1);
     }
-    let (ours2, _) = both(OURS);
-    let (mutex2, _) = both(MUTEX);
+    let (ours2, _) = two_and_one(OURS);
+    let (mutex2, _) = two_and_one(MUTEX);
     comparison.ratio(&mutex2, &ours2);
     comparison.run();
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 fn main() {

@@ -238,6 +238,17 @@ fn shown(ns: f64) -> String {
     }
 }
 
+/// A variant's name on `threads` threads at once: `what [1 thread]`, `what [2 threads]`.
+pub fn threads_name(what: &str, threads: usize) -> String {
+    let s = if threads == 1 { "" } else { "s" };
+    format!("{what} [{threads} thread{s}]")
+}
+
+/// `what`'s names on 2 threads and on 1, for a ratio or a scaling of the two.
+pub fn two_and_one(what: &str) -> (String, String) {
+    (threads_name(what, 2), threads_name(what, 1))
+}
+
 /// Times `batch(state, iters)` (`iters` calls) on each of `threads` threads at once: each
 /// thread makes its own state with `setup(iters)` before the clock starts, all start
 /// together, and the time is the most CPU time one thread spent. So the per-request time

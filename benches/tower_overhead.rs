@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bodhi_auth::testing::FakeIdm;
 use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
-use bodhi_auth_benches::{Comparison, clock_read, cpu_now, on_threads};
+use bodhi_auth_benches::{Comparison, clock_read, cpu_now, on_threads, threads_name, two_and_one};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Request, Response};
@@ -167,7 +167,7 @@ fn main() {
 
     let mut comparison = Comparison::new("tower_per_request/threads");
     for threads in [1, 2] {
-        let name = |what: &str| format!("{what} [{threads} thread{}]", plural(threads));
+        let name = |what: &str| threads_name(what, threads);
         let floor = &floor;
         comparison.variant(&name(FLOOR), move |iters| {
             on_threads_each(threads, iters, floor)
@@ -179,17 +179,12 @@ fn main() {
         let on = &ours_resend;
         comparison.variant(&name(ON), move |iters| on_threads_each(threads, iters, on));
     }
-    let both = |what: &str| (format!("{what} [2 threads]"), format!("{what} [1 thread]"));
-    let (floor2, floor1) = both(FLOOR);
+    let (floor2, floor1) = two_and_one(FLOOR);
     comparison.ratio(&floor2, &floor1);
     for what in [OFF, ON] {
-        let (two, one) = both(what);
+        let (two, one) = two_and_one(what);
         comparison.ratio(&two, &one);
         comparison.scaling(&two, &one, &floor2, &floor1);
     }
     comparison.run();
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
