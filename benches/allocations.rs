@@ -3,7 +3,7 @@
 //! against a no-op middleware (loopback, so the counts include reqwest and the server,
 //! equally on both rows). Counts, not times: repeatable on a noisy machine.
 //!
-//! `cargo bench --bench allocations`
+//! `cargo bench -p bodhi-auth-benches --bench allocations`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;

@@ -1,16 +1,26 @@
 //! The cached-token path: `TokenManager::access_token()` against the floor (a header
-//! clone, one clock read and a comparison) and the hand-written baseline people write
-//! (`Arc<tokio::sync::Mutex<Option<Token>>>`, expiry checked inside the lock).
+//! clone, one clock read and a comparison), a model of the read path before issue 16
+//! (a `parking_lot::RwLock` around the token), and the hand-written baseline people write
+//! (`Arc<tokio::sync::Mutex<Option<Token>>>`, expiry checked inside the lock); then the
+//! same on 1 and 2 threads at once, for how each scales.
 //!
-//! `cargo bench --bench hot_path`
+//! Every floor reads the clock through `bodhi_auth_benches::clock_read()`, the clock the
+//! crate reads (so it is swapped in one place when the crate's is); the "clock alone" row
+//! times that read. The hand-written baseline and the read-locked model read
+//! `tokio::time::Instant::now()`, as that code does. This package has no tokio
+//! `test-util`, so neither clock has a paused-clock check, as in a program.
+//!
+//! `cargo bench -p bodhi-auth-benches --bench hot_path`
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
 
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{Credentials, TokenManager};
-use criterion::{Criterion, criterion_group, criterion_main};
+use bodhi_auth::{AccessToken, Credentials, TokenManager};
+use bodhi_auth_benches::{
+    CLOCK_NAME, ClockInstant, Comparison, clock_read, cpu_now, on_threads, threads_name, timed,
+    two_and_one,
+};
 use futures_util::FutureExt;
 use http::HeaderValue;
 use tokio::time::Instant;
@@ -30,7 +40,32 @@ impl HandWritten {
     }
 }
 
-fn setup() -> (TokenManager, HeaderValue, Instant, HandWritten) {
+/// The read path before issue 16, in miniature: a shared read lock around the current
+/// token and when to stop serving it, a clock read under the lock, a clone out.
+struct ReadLocked {
+    token: parking_lot::RwLock<Option<(AccessToken, Instant)>>,
+}
+
+impl ReadLocked {
+    fn cached(&self) -> Option<AccessToken> {
+        match &*self.token.read() {
+            Some((token, until)) if Instant::now() < *until => Some(token.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct Setup {
+    manager: TokenManager,
+    header: HeaderValue,
+    expires_at: ClockInstant,
+    /// The floor plus what returning an owned token adds: one reference count.
+    owned: Arc<(HeaderValue, ClockInstant)>,
+    read_locked: ReadLocked,
+    hand_written: HandWritten,
+}
+
+fn setup() -> Setup {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,103 +77,159 @@ fn setup() -> (TokenManager, HeaderValue, Instant, HandWritten) {
         .unwrap();
     let token = runtime.block_on(manager.access_token()).unwrap();
     let header = token.header_value().clone();
-    let expires_at = Instant::now() + token.expires_in();
-    let baseline = HandWritten {
-        token: Arc::new(tokio::sync::Mutex::new(Some((header.clone(), expires_at)))),
-    };
-    (manager, header, expires_at, baseline)
+    let expires_at = clock_read() + token.expires_in();
+    let until = Instant::now() + token.expires_in();
+    Setup {
+        manager,
+        owned: Arc::new((header.clone(), expires_at)),
+        read_locked: ReadLocked {
+            token: parking_lot::RwLock::new(Some((token, until))),
+        },
+        hand_written: HandWritten {
+            token: Arc::new(tokio::sync::Mutex::new(Some((header.clone(), until)))),
+        },
+        header,
+        expires_at,
+    }
 }
 
-fn single_task(c: &mut Criterion) {
-    let (manager, header, expires_at, baseline) = setup();
-    let mut group = c.benchmark_group("cached_token/one_task");
-    group.bench_function("floor: header clone + clock + compare", |b| {
-        b.iter(|| {
-            let fresh = Instant::now() < black_box(expires_at);
-            black_box((fresh, header.clone()))
-        })
-    });
-    // What a front end does with a cached token: get it and clone its header value, the
-    // same work the floor and the baseline do.
-    group.bench_function("bodhi-auth access_token() + header clone", |b| {
-        b.iter(|| {
-            let token = manager.access_token().now_or_never().unwrap().unwrap();
-            black_box(token.header_value().clone())
-        })
-    });
-    group.bench_function("bodhi-auth access_token()", |b| {
-        b.iter(|| black_box(manager.access_token().now_or_never().unwrap().unwrap()))
-    });
-    group.bench_function("bodhi-auth cached()", |b| {
-        b.iter(|| black_box(manager.cached().unwrap()))
-    });
-    group.bench_function("baseline: Arc<tokio Mutex<Option<Token>>>", |b| {
-        b.iter(|| black_box(baseline.header().now_or_never().unwrap().unwrap()))
-    });
-    group.finish();
+const FLOOR: &str = "floor: header clone + clock + compare";
+const OWNED: &str = "floor + an Arc clone (what an owned token adds)";
+const OURS: &str = "ours: access_token() + header clone";
+const CACHED: &str = "ours: cached() + header clone";
+const RWLOCK: &str = "RwLock read path (before) + header clone";
+const MUTEX: &str = "baseline: Arc<tokio Mutex<Option<Token>>>";
+const COARSE: &str = "clock alone: CLOCK_MONOTONIC_COARSE";
+
+fn floor(s: &Setup) {
+    let fresh = clock_read() < black_box(s.expires_at);
+    black_box((fresh, s.header.clone()));
 }
 
-const TASKS: u64 = 4;
-
-/// `iters` calls split over TASKS tasks on a 2-worker multi-thread runtime.
-fn contended<F, Fut>(runtime: &tokio::runtime::Runtime, iters: u64, call: F) -> Duration
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    runtime.block_on(async move {
-        let start = StdInstant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let call = call.clone();
-                tokio::spawn(async move {
-                    for _ in 0..iters / TASKS {
-                        call().await;
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        start.elapsed()
-    })
+fn owned(s: &Setup) {
+    let token = black_box(&s.owned).clone();
+    let fresh = clock_read() < token.1;
+    black_box((fresh, token.0.clone()));
 }
 
-fn contention(c: &mut Criterion) {
-    let (manager, _, _, baseline) = setup();
-    let baseline = Arc::new(baseline);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
+fn ours(s: &Setup) {
+    let token = s.manager.access_token().now_or_never().unwrap().unwrap();
+    black_box(token.header_value().clone());
+}
+
+fn cached(s: &Setup) {
+    let token = s.manager.cached().unwrap();
+    black_box(token.header_value().clone());
+}
+
+fn read_locked(s: &Setup) {
+    let token = s.read_locked.cached().unwrap();
+    black_box(token.header_value().clone());
+}
+
+fn single_task(s: &Setup) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("cached_token/4_tasks_2_workers");
-    group.bench_function("bodhi-auth access_token() + header clone", |b| {
-        b.iter_custom(|iters| {
-            let manager = manager.clone();
-            contended(&runtime, iters, move || {
-                let manager = manager.clone();
-                async move {
-                    let token = manager.access_token().await.unwrap();
-                    black_box(token.header_value().clone());
+    let clock = format!("clock alone: {CLOCK_NAME}");
+    let clock = clock.as_str();
+    let mut comparison = Comparison::new("cached_token/one_task");
+    comparison
+        .variant(FLOOR, |iters| timed(iters, || floor(s)))
+        .variant(OWNED, |iters| timed(iters, || owned(s)))
+        .variant(OURS, |iters| timed(iters, || ours(s)))
+        .variant(CACHED, |iters| timed(iters, || cached(s)))
+        .variant(RWLOCK, |iters| timed(iters, || read_locked(s)))
+        .variant(MUTEX, |iters| {
+            runtime.block_on(async {
+                let start = cpu_now();
+                for _ in 0..iters {
+                    black_box(s.hand_written.header().await.unwrap());
                 }
+                cpu_now() - start
             })
         })
-    });
-    group.bench_function("baseline: Arc<tokio Mutex<Option<Token>>>", |b| {
-        b.iter_custom(|iters| {
-            let baseline = baseline.clone();
-            contended(&runtime, iters, move || {
-                let baseline = baseline.clone();
-                async move {
-                    black_box(baseline.header().await.unwrap());
-                }
+        .variant(clock, |iters| {
+            timed(iters, || {
+                black_box(clock_read());
             })
         })
-    });
-    group.finish();
+        .variant(COARSE, |iters| {
+            timed(iters, || {
+                black_box(rustix::time::clock_gettime(
+                    rustix::time::ClockId::MonotonicCoarse,
+                ));
+            })
+        })
+        .ratio(OURS, FLOOR)
+        .ratio(CACHED, FLOOR)
+        .ratio(OWNED, FLOOR)
+        .ratio(OURS, OWNED)
+        .ratio(RWLOCK, FLOOR)
+        .ratio(MUTEX, OURS)
+        .ratio(clock, FLOOR)
+        .ratio(COARSE, clock)
+        .run();
 }
 
-criterion_group!(benches, single_task, contention);
-criterion_main!(benches);
+/// Per-request time on 1 and on 2 threads at once (each its own caller).
+fn contention(s: &Setup) {
+    fn sync_batch(op: fn(&Setup)) -> impl Fn(&mut &Setup, u64) + Sync {
+        move |s: &mut &Setup, iters| {
+            for _ in 0..iters {
+                op(s);
+            }
+        }
+    }
+    let mut comparison = Comparison::new("cached_token/threads");
+    for threads in [1, 2] {
+        let name = |what: &str| threads_name(what, threads);
+        for (what, op) in [
+            (FLOOR, floor as fn(&Setup)),
+            (OWNED, owned),
+            (OURS, ours),
+            (RWLOCK, read_locked),
+        ] {
+            comparison.variant(&name(what), move |iters| {
+                on_threads(threads, iters, |_| s, sync_batch(op))
+            });
+        }
+        comparison.variant(&name(MUTEX), move |iters| {
+            on_threads(
+                threads,
+                iters,
+                |_| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap()
+                },
+                |runtime, iters| {
+                    runtime.block_on(async {
+                        for _ in 0..iters {
+                            black_box(s.hand_written.header().await.unwrap());
+                        }
+                    })
+                },
+            )
+        });
+    }
+    for what in [FLOOR, OWNED, OURS, RWLOCK, MUTEX] {
+        let (two, one) = two_and_one(what);
+        comparison.ratio(&two, &one);
+    }
+    let (floor2, floor1) = two_and_one(FLOOR);
+    for what in [OURS, RWLOCK, OWNED] {
+        let (two, one) = two_and_one(what);
+        comparison.scaling(&two, &one, &floor2, &floor1);
+    }
+    let (ours2, _) = two_and_one(OURS);
+    let (mutex2, _) = two_and_one(MUTEX);
+    comparison.ratio(&mutex2, &ours2);
+    comparison.run();
+}
+
+fn main() {
+    let s = setup();
+    single_task(&s);
+    contention(&s);
+}

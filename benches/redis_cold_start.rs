@@ -4,7 +4,7 @@
 //! the connection handshake a process pays once. Prints that it skipped when
 //! `redis-server` is not installed.
 //!
-//! `cargo bench --bench redis_cold_start`
+//! `cargo bench -p bodhi-auth-benches --bench redis_cold_start`
 
 #[path = "../tests/support/redis.rs"]
 mod redis_server;

@@ -3,7 +3,7 @@
 //! IDM saw exactly one request for the situation; criterion reports the time for all
 //! 10,000 to complete.
 //!
-//! `cargo bench --bench single_flight`
+//! `cargo bench -p bodhi-auth-benches --bench single_flight`
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};

@@ -1,15 +1,21 @@
 //! Per-request cost of `IdmAuthLayer` around an in-memory service that answers 200,
-//! against `tower_http::auth::AddAuthorizationLayer::bearer` (the floor: a static header).
+//! against `tower_http::auth::AddAuthorizationLayer::bearer` (the floor: a static
+//! header), on one thread and on 2 threads at once (each with its own clone of the
+//! service, as a server's connections have).
 //!
-//! `cargo bench --bench tower_overhead`
+//! Every `IdmAuth` row matches the request against a real `TokenScope` (one origin).
+//! Building the request is outside the timings.
+//!
+//! `cargo bench -p bodhi-auth-benches --bench tower_overhead`
 
 use std::convert::Infallible;
 use std::hint::black_box;
+use std::time::Duration;
 
 use bodhi_auth::testing::FakeIdm;
 use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
+use bodhi_auth_benches::{Comparison, clock_read, cpu_now, on_threads, threads_name, two_and_one};
 use bytes::Bytes;
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -23,7 +29,9 @@ fn ok_service() -> impl Service<
     Response = Response<Body>,
     Error = Infallible,
     Future = std::future::Ready<Result<Response<Body>, Infallible>>,
-> + Clone {
+> + Clone
++ Send
++ Sync {
     tower::service_fn(|_request: Request<Body>| {
         std::future::ready(Ok(Response::new(Body::default())))
     })
@@ -35,21 +43,58 @@ fn request() -> Request<Body> {
         .unwrap()
 }
 
-/// Times one request through a ready service, polled once (everything here is ready at
-/// once). Building the request is outside the timing.
-fn once<S>(b: &mut criterion::Bencher<'_>, service: &mut S)
+/// `iters` requests, built before the clock starts.
+fn batch_of(iters: u64) -> Vec<Request<Body>> {
+    (0..iters).map(|_| request()).collect()
+}
+
+/// Sends `requests` through a ready service, each polled once (everything here is ready
+/// at once).
+fn send<S>(service: &mut S, requests: Vec<Request<Body>>)
 where
     S: Service<Request<Body>>,
-    S::Response: 'static,
 {
-    b.iter_batched(
-        request,
-        |request| black_box(service.call(request).now_or_never().is_some()),
-        BatchSize::SmallInput,
+    for request in requests {
+        black_box(service.call(request).now_or_never().is_some());
+    }
+}
+
+/// Times `iters` requests through `service`; building them is outside the time.
+fn requests<S>(service: &mut S, iters: u64) -> Duration
+where
+    S: Service<Request<Body>>,
+{
+    let requests = batch_of(iters);
+    let start = cpu_now();
+    send(service, requests);
+    cpu_now() - start
+}
+
+/// The same on `threads` threads at once, each with its own clone of `service`.
+fn on_threads_each<S>(threads: usize, iters: u64, service: &S) -> Duration
+where
+    S: Service<Request<Body>> + Clone + Sync,
+{
+    on_threads(
+        threads,
+        iters,
+        |iters| Some((service.clone(), batch_of(iters))),
+        |state, _| {
+            if let Some((mut service, requests)) = state.take() {
+                send(&mut service, requests);
+            }
+        },
     )
 }
 
-fn bench(c: &mut Criterion) {
+const BARE: &str = "no auth (the service alone)";
+const FLOOR: &str = "floor: AddAuthorizationLayer::bearer";
+const CHECK: &str = "floor + expiry check (cached(), no 401 handling)";
+const CLOCK: &str = "floor + one clock read and compare";
+const OFF: &str = "IdmAuthLayer, resend off";
+const ON: &str = "IdmAuthLayer, resend on";
+
+fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -60,46 +105,86 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let token = runtime.block_on(manager.access_token()).unwrap();
+    let scope = TokenScope::origins(["https://api.bodhi.example"]).unwrap();
 
-    let mut floor = AddAuthorizationLayer::bearer(token.secret()).layer(ok_service());
-    let mut ours_no_resend = IdmAuthLayer::with_manager(
-        manager.clone(),
-        TokenScope::origins(["https://api.bodhi.example"]).unwrap(),
-    )
-    .resend(false)
-    .layer(ok_service());
-    let mut ours_resend = IdmAuthLayer::with_manager(
-        manager.clone(),
-        TokenScope::origins(["https://api.bodhi.example"]).unwrap(),
-    )
-    .layer(ok_service());
-    let mut bare = ok_service();
-    // The least any expiry-checking layer does: read the cache (lock + clock) and set
+    let floor = AddAuthorizationLayer::bearer(token.secret()).layer(ok_service());
+    let ours_no_resend = IdmAuthLayer::with_manager(manager.clone(), scope.clone())
+        .resend(false)
+        .layer(ok_service());
+    let ours_resend = IdmAuthLayer::with_manager(manager.clone(), scope).layer(ok_service());
+    let bare = ok_service();
+    // The least any expiry-checking layer does: read the cache (one clock read) and set
     // the header, with no 401 handling at all.
-    let mut check_only = {
+    let check_only = {
         let manager = manager.clone();
-        let mut inner = ok_service();
+        let inner = ok_service();
         tower::service_fn(move |mut request: Request<Body>| {
             let token = manager.cached().expect("cached for 30 h");
             request
                 .headers_mut()
                 .insert(http::header::AUTHORIZATION, token.header_value().clone());
-            inner.call(request)
+            inner.clone().call(request)
         })
     };
 
-    let mut group = c.benchmark_group("tower_per_request");
-    group.bench_function("no auth (the service alone)", |b| once(b, &mut bare));
-    group.bench_function("floor: AddAuthorizationLayer::bearer", |b| {
-        once(b, &mut floor)
-    });
-    group.bench_function("floor + expiry check (cached(), no 401 handling)", |b| {
-        once(b, &mut check_only)
-    });
-    group.bench_function("IdmAuthLayer, resend off", |b| once(b, &mut ours_no_resend));
-    group.bench_function("IdmAuthLayer, resend on", |b| once(b, &mut ours_resend));
-    group.finish();
-}
+    // The floor plus the one thing no expiry-checking layer can skip: a clock read (the
+    // clock the crate reads, through the harness's one `clock_read`).
+    let clocked = {
+        let header = token.header_value().clone();
+        let expires_at = clock_read() + token.expires_in();
+        let inner = ok_service();
+        tower::service_fn(move |mut request: Request<Body>| {
+            assert!(clock_read() < black_box(expires_at));
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, header.clone());
+            inner.clone().call(request)
+        })
+    };
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+    let mut comparison = Comparison::new("tower_per_request/one_thread");
+    {
+        let (mut bare, mut floor, mut check_only) =
+            (bare.clone(), floor.clone(), check_only.clone());
+        let mut clocked = clocked.clone();
+        let (mut off, mut on) = (ours_no_resend.clone(), ours_resend.clone());
+        comparison
+            .variant(BARE, move |iters| requests(&mut bare, iters))
+            .variant(FLOOR, move |iters| requests(&mut floor, iters))
+            .variant(CLOCK, move |iters| requests(&mut clocked, iters))
+            .variant(CHECK, move |iters| requests(&mut check_only, iters))
+            .variant(OFF, move |iters| requests(&mut off, iters))
+            .variant(ON, move |iters| requests(&mut on, iters))
+            .ratio(OFF, FLOOR)
+            .ratio(ON, FLOOR)
+            .ratio(CLOCK, FLOOR)
+            .ratio(CHECK, FLOOR)
+            .ratio(OFF, CLOCK)
+            .ratio(OFF, CHECK)
+            .ratio(FLOOR, BARE)
+            .run();
+    }
+
+    let mut comparison = Comparison::new("tower_per_request/threads");
+    for threads in [1, 2] {
+        let name = |what: &str| threads_name(what, threads);
+        let floor = &floor;
+        comparison.variant(&name(FLOOR), move |iters| {
+            on_threads_each(threads, iters, floor)
+        });
+        let off = &ours_no_resend;
+        comparison.variant(&name(OFF), move |iters| {
+            on_threads_each(threads, iters, off)
+        });
+        let on = &ours_resend;
+        comparison.variant(&name(ON), move |iters| on_threads_each(threads, iters, on));
+    }
+    let (floor2, floor1) = two_and_one(FLOOR);
+    comparison.ratio(&floor2, &floor1);
+    for what in [OFF, ON] {
+        let (two, one) = two_and_one(what);
+        comparison.ratio(&two, &one);
+        comparison.scaling(&two, &one, &floor2, &floor1);
+    }
+    comparison.run();
+}
