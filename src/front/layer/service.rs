@@ -88,15 +88,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // `poll_ready` readied `self.inner`, not its clones: take the ready instance for
-        // this request and leave a fresh clone for the next `poll_ready` (tower-service
-        // docs, "Be careful when cloning inner services").
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-
         let admitted = match self.scope.admits_uri(request.uri()) {
             Some(admitted) if !request.headers().contains_key(AUTHORIZATION) => admitted,
-            _ => return ResponseFuture::forward(inner.call(request)),
+            _ => return ResponseFuture::forward(self.inner.call(request)),
         };
         // The copy is made before the first send; the resend gets its own service
         // instance, readied when (and only if) it is needed.
@@ -118,8 +112,16 @@ where
             admitted,
         };
         match self.manager.cached() {
-            Some(token) => ResponseFuture::send(&mut inner, request, token, plan),
-            None => ResponseFuture::wait_for_token(request, inner, plan, &self.manager),
+            // Sent now, by the instance `poll_ready` readied.
+            Some(token) => ResponseFuture::send(&mut self.inner, request, token, plan),
+            None => {
+                // Sent later, by the future: it takes the ready instance and leaves a
+                // fresh clone for the next `poll_ready` (tower-service docs, "Be careful
+                // when cloning inner services").
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::wait_for_token(request, inner, plan, &self.manager)
+            }
         }
     }
 }
