@@ -3,8 +3,8 @@
 //! header), on one thread and on 2 threads at once (each with its own clone of the
 //! service, as a server's connections have).
 //!
-//! Every `IdmAuth` row matches the request against a real `TokenScope` (one origin).
-//! Building the request is outside the timings.
+//! Every `IdmAuth` row but one matches the request against a real `TokenScope` (one
+//! origin); that one admits any origin (`TokenScope::any_origin()`). Building the request is outside the timings.
 //!
 //! `cargo bench -p bodhi-auth-benches --bench tower_overhead`
 
@@ -92,6 +92,7 @@ const FLOOR: &str = "floor: AddAuthorizationLayer::bearer";
 const CHECK: &str = "floor + expiry check (cached(), no 401 handling)";
 const CLOCK: &str = "floor + one clock read and compare";
 const OFF: &str = "IdmAuthLayer, resend off";
+const ANY: &str = "IdmAuthLayer, resend off, TokenScope::any_origin()";
 const ON: &str = "IdmAuthLayer, resend on";
 
 fn main() {
@@ -108,6 +109,9 @@ fn main() {
     let scope = TokenScope::origins(["https://api.bodhi.example"]).unwrap();
 
     let floor = AddAuthorizationLayer::bearer(token.secret()).layer(ok_service());
+    let ours_any_origin = IdmAuthLayer::with_manager(manager.clone(), TokenScope::any_origin())
+        .resend(false)
+        .layer(ok_service());
     let ours_no_resend = IdmAuthLayer::with_manager(manager.clone(), scope.clone())
         .resend(false)
         .layer(ok_service());
@@ -148,14 +152,17 @@ fn main() {
             (bare.clone(), floor.clone(), check_only.clone());
         let mut clocked = clocked.clone();
         let (mut off, mut on) = (ours_no_resend.clone(), ours_resend.clone());
+        let mut any = ours_any_origin.clone();
         comparison
             .variant(BARE, move |iters| requests(&mut bare, iters))
             .variant(FLOOR, move |iters| requests(&mut floor, iters))
             .variant(CLOCK, move |iters| requests(&mut clocked, iters))
             .variant(CHECK, move |iters| requests(&mut check_only, iters))
             .variant(OFF, move |iters| requests(&mut off, iters))
+            .variant(ANY, move |iters| requests(&mut any, iters))
             .variant(ON, move |iters| requests(&mut on, iters))
             .ratio(OFF, FLOOR)
+            .ratio(ANY, FLOOR)
             .ratio(ON, FLOOR)
             .ratio(CLOCK, FLOOR)
             .ratio(CHECK, FLOOR)

@@ -204,13 +204,13 @@ impl TokenScope {
 /// front end that keeps no copy does not parse and hash the origin a second time.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(crate) struct Admitted(Option<OriginKey>);
+pub(super) struct Admitted(Option<OriginKey>);
 
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
 impl Admitted {
-    /// The key of the origin of `uri`, the request this admitted.
-    pub(super) fn origin_key(self, uri: &http::Uri) -> OriginKey {
-        self.0.unwrap_or_else(|| OriginKey::of(Origin::of_uri(uri)))
+    /// The key of the request's origin, when the scope matched it against one of its own.
+    pub(super) fn origin_key(self) -> Option<OriginKey> {
+        self.0
     }
 }
 

@@ -14,7 +14,6 @@ use tower_service::Service;
 use super::BoxError;
 use super::service::set_token;
 use crate::front::origin::{Origin, OriginKey};
-use crate::front::scope::Admitted;
 use crate::front::{Rejector, Replacement, replace_rejected};
 use crate::manager::Event;
 use crate::{AccessToken, Error, ErrorKind, TokenManager};
@@ -32,11 +31,12 @@ pub(crate) struct Replay<S, B> {
 
 /// How a request is to be sent, decided in `call`: the copy to resend (if any), whether
 /// resending was on but the body could not be copied (said in a `debug` event if a 401
-/// comes back), and how the scope admitted it.
-pub(crate) struct Plan<S, B> {
-    pub(crate) replay: Option<Box<Replay<S, B>>>,
-    pub(crate) uncopied: bool,
-    pub(crate) admitted: Admitted,
+/// comes back), and, without a copy, the key of the origin it is sent to (for the 401
+/// rule: the copy's URI says where it went, so no `Uri` is cloned on the cached path).
+pub(super) struct Plan<S, B> {
+    pub(super) replay: Option<Box<Replay<S, B>>>,
+    pub(super) uncopied: bool,
+    pub(super) sent_to: Option<OriginKey>,
 }
 
 pin_project! {
@@ -64,7 +64,7 @@ pin_project! {
             pending: Option<Box<(Request<B>, S)>>,
             replay: Option<Box<Replay<S, B>>>,
             uncopied: bool,
-            admitted: Admitted,
+            sent_to: Option<OriginKey>,
         },
         // Sent with our token; a 401 may lead to a resend.
         Sent {
@@ -106,7 +106,7 @@ where
     }
 
     /// `request` with `token` set, sent through `service`, as `plan` says.
-    pub(crate) fn send(
+    pub(super) fn send(
         service: &mut S,
         request: Request<B>,
         token: AccessToken,
@@ -126,7 +126,7 @@ where
         let Plan {
             replay,
             uncopied,
-            admitted,
+            sent_to,
         } = plan;
         ResponseFuture {
             state: State::WaitingForToken {
@@ -134,7 +134,7 @@ where
                 pending: Some(Box::new((request, service))),
                 replay,
                 uncopied,
-                admitted,
+                sent_to,
             },
         }
     }
@@ -163,7 +163,7 @@ where
                     pending,
                     replay,
                     uncopied,
-                    admitted,
+                    sent_to,
                 } => {
                     let token = match ready!(token.as_mut().poll(cx)) {
                         Ok(token) => token,
@@ -179,7 +179,7 @@ where
                     let plan = Plan {
                         replay: replay.take(),
                         uncopied: *uncopied,
-                        admitted: *admitted,
+                        sent_to: *sent_to,
                     };
                     State::send(&mut service, request, token, plan)
                 }
@@ -296,18 +296,11 @@ where
         plan: Plan<S, B>,
     ) -> Self {
         set_token(&mut request, &token);
-        // With a copy, its URI says where the request went; without one, only the
-        // origin is kept, as a key (the scope's own, when it matched one of its origins),
-        // so no `Uri` is cloned on the cached path.
-        let sent_to = plan
-            .replay
-            .is_none()
-            .then(|| plan.admitted.origin_key(request.uri()));
         State::Sent {
             future: service.call(request),
             token: Some(token),
             replay: plan.replay,
-            sent_to,
+            sent_to: plan.sent_to,
             uncopied: plan.uncopied,
         }
     }

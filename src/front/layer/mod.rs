@@ -74,6 +74,7 @@ mod buffer;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+mod origin_memo;
 mod replay;
 mod service;
 

@@ -8,6 +8,7 @@ use tower_service::Service;
 
 use super::BoxError;
 use super::future::{Plan, Replay, ResponseFuture};
+use super::origin_memo::OriginMemo;
 use super::replay::ReplayBody;
 use crate::{AccessToken, TokenManager, TokenScope};
 
@@ -21,6 +22,8 @@ pub struct IdmAuth<S, R> {
     replay: R,
     resend: bool,
     scope: TokenScope,
+    /// The key of the origin this instance last sent a request to, for the 401 rule.
+    origin: OriginMemo,
 }
 
 impl<S, R> IdmAuth<S, R> {
@@ -37,6 +40,7 @@ impl<S, R> IdmAuth<S, R> {
             replay,
             resend,
             scope,
+            origin: OriginMemo::default(),
         }
     }
 
@@ -106,10 +110,17 @@ where
             None
         };
         let uncopied = self.resend && replay.is_none();
+        // With a copy, its URI says where the request went; without one, only the
+        // origin's key is kept: the scope's own when it matched one of its origins.
+        let sent_to = replay.is_none().then(|| {
+            admitted
+                .origin_key()
+                .unwrap_or_else(|| self.origin.key(request.uri()))
+        });
         let plan = Plan {
             replay,
             uncopied,
-            admitted,
+            sent_to,
         };
         match self.manager.cached() {
             // Sent now, by the instance `poll_ready` readied.
