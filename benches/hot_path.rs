@@ -67,7 +67,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Multi-thread, as `#[tokio::main]` starts: a token cached there is checked against
+    // the coarse clock, as in a program (on a current-thread runtime, Tokio's).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();

@@ -96,7 +96,10 @@ const ANY: &str = "IdmAuthLayer, resend off, TokenScope::any_origin()";
 const ON: &str = "IdmAuthLayer, resend on";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Multi-thread, as `#[tokio::main]` starts: a token cached there is checked against
+    // the coarse clock, as in a program (on a current-thread runtime, Tokio's).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();

@@ -107,3 +107,24 @@ async fn a_slow_idm_and_short_tokens_do_not_make_refreshes_back_to_back() {
         assert!(pair[1] - pair[0] >= Duration::from_millis(1500), "{at:?}");
     }
 }
+
+#[tokio::test]
+async fn time_paused_after_the_first_token_still_brings_the_refresh() {
+    // The runtime starts on the real clock; the token is cached before time is paused.
+    // The cached path must follow the paused clock from then on all the same.
+    let idm = FakeIdm::new();
+    idm.set_access_ttl(Duration::from_secs(100));
+    let manager = manager(&idm);
+    let first = manager.access_token().await.unwrap();
+    tokio::time::pause();
+    assert!(manager.cached().unwrap().same_token(&first));
+
+    advance(Duration::from_secs(3600)).await; // long past expiry
+    assert!(
+        manager.cached().is_none(),
+        "an expired token is not served from the cache"
+    );
+    let second = manager.access_token().await.unwrap();
+    assert!(!second.same_token(&first));
+    assert_eq!(idm.token_requests(), 2);
+}

@@ -152,8 +152,10 @@ impl TokenManager {
 
     /// The current token if it can be used right now without waiting, else `None`.
     ///
-    /// Synchronous and cheap: no lock, one read of a coarse monotonic clock (Tokio's
-    /// clock instead while it is paused) and a reference-count increment. The front ends try it first and only fall back to
+    /// Synchronous and cheap: no lock, one clock read and a reference-count increment.
+    /// The clock is the coarse monotonic one (kernel-tick resolution, the deadline moved
+    /// 10 ms early), or Tokio's for a token cached on a current-thread runtime, the only
+    /// kind whose clock a test can pause. The front ends try it first and only fall back to
     /// [`access_token`](Self::access_token) on a miss. A token dropped by
     /// [`invalidate`](Self::invalidate) is never returned once that call has returned.
     #[inline]
