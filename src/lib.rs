@@ -51,6 +51,7 @@ mod manager;
 pub mod policy;
 pub mod store;
 mod token;
+mod wiped_buffer;
 
 mod front;
 

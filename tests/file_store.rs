@@ -9,51 +9,21 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bodhi_auth::store::{FileStore, Session, TokenStore};
 use bodhi_auth::testing::{FakeIdm, store_conformance};
 use bodhi_auth::{Credentials, ErrorKind, TokenManager};
-use support::CapturedLogs;
+use support::{CapturedLogs, TempDir};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TTL: Duration = Duration::from_secs(300);
 /// A bound on a hang in the child-process tests, not a speed requirement.
 const STUCK: Duration = Duration::from_secs(60);
-
-/// A fresh `0700` directory under the system's temporary directory, removed when
-/// dropped (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static SERIAL: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "bodhi-auth-file-store-{}-{}-{name}",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::DirBuilder::new().mode(0o700).create(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
-        TempDir(path)
-    }
-
-    fn join(&self, path: &str) -> PathBuf {
-        self.0.join(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Every event of this binary (installed by each test before anything logs).
 fn logs() -> &'static CapturedLogs {

@@ -8,6 +8,9 @@
 //! and its `Authorization` header value) are freed in the window and must be wiped
 //! first. The fake IDM keeps its own record of the token past the window.
 //!
+//! The same again with a `FileStore`: the session is serialized (tokens included) and
+//! written, and no copy made on the way is freed unwiped.
+//!
 //! Its own binary with one test: the allocator is process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -15,10 +18,14 @@ use std::convert::Infallible;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use bodhi_auth::store::FileStore;
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
+use bodhi_auth::{AccessToken, Credentials, IdmAuthLayer, TokenManager, TokenScope};
 use http::{Request, Response, header::AUTHORIZATION};
 use tower::{Layer, ServiceExt, service_fn};
+
+mod support;
+use support::TempDir;
 
 static SCANNING: AtomicBool = AtomicBool::new(false);
 static HITS: AtomicUsize = AtomicUsize::new(0);
@@ -53,27 +60,23 @@ unsafe impl GlobalAlloc for ScanningAllocator {
 #[global_allocator]
 static ALLOCATOR: ScanningAllocator = ScanningAllocator;
 
-#[tokio::test(start_paused = true)]
-async fn a_served_token_leaves_no_copy_of_itself_in_freed_memory() {
-    let idm = FakeIdm::new();
-    idm.set_recording(false);
-    idm.add_user("scan", "pw", None);
-    let manager = TokenManager::builder(Credentials::new("scan", "pw"))
-        .fake_idm(&idm)
-        .build()
-        .unwrap();
-    let first = manager.access_token().await.unwrap();
-    {
-        let mut needle = NEEDLE.lock().unwrap();
-        let secret = first.secret().as_bytes();
-        assert!(
-            secret.len() <= needle.0.len(),
-            "a fake token longer than the buffer"
-        );
-        needle.0[..secret.len()].copy_from_slice(secret);
-        needle.1 = secret.len();
-    }
+/// Sets the token to search freed blocks for.
+fn search_for(token: &AccessToken) {
+    let mut needle = NEEDLE.lock().unwrap();
+    let secret = token.secret().as_bytes();
+    assert!(
+        secret.len() <= needle.0.len(),
+        "a fake token longer than the buffer"
+    );
+    needle.0[..secret.len()].copy_from_slice(secret);
+    needle.1 = secret.len();
+}
 
+/// One manager's life after its first token, with scanning on: the token goes through
+/// the layer ten times, is invalidated and replaced, and everything is dropped.
+async fn serve_and_drop(manager: TokenManager) {
+    let first = manager.access_token().await.unwrap();
+    search_for(&first);
     let scope = TokenScope::origins(["https://api.example.test"]).unwrap();
     SCANNING.store(true, Ordering::SeqCst);
     let service = IdmAuthLayer::with_manager(manager.clone(), scope).layer(service_fn(
@@ -93,10 +96,32 @@ async fn a_served_token_leaves_no_copy_of_itself_in_freed_memory() {
     assert!(!second.same_token(&first));
     drop((header, first, second, service, manager));
     SCANNING.store(false, Ordering::SeqCst);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_served_token_leaves_no_copy_of_itself_in_freed_memory() {
+    let idm = FakeIdm::new();
+    idm.set_recording(false);
+    idm.add_user("scan", "pw", None);
+    let builder = || TokenManager::builder(Credentials::new("scan", "pw")).fake_idm(&idm);
+
+    serve_and_drop(builder().build().unwrap()).await;
+    let without_store = HITS.swap(0, Ordering::SeqCst);
+
+    // With a file store the session (tokens included) is serialized and written too.
+    let dir = TempDir::new("freed-memory");
+    serve_and_drop(
+        builder()
+            .store(FileStore::new(dir.join("session")))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let with_store = HITS.swap(0, Ordering::SeqCst);
 
     assert_eq!(
-        HITS.load(Ordering::SeqCst),
-        0,
-        "freed blocks held the access token"
+        (without_store, with_store),
+        (0, 0),
+        "freed blocks held the access token (without a store, with a file store)"
     );
 }

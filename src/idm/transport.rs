@@ -33,6 +33,8 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use zeroize::Zeroizing;
 
+use crate::wiped_buffer::WipedBuffer;
+
 use crate::error::root_cause;
 use crate::{Error, ErrorKind};
 
@@ -273,36 +275,6 @@ impl Transport for ReqwestTransport {
     }
 }
 
-/// A growable byte buffer that leaves no unwiped copy behind: growing moves the bytes
-/// into a new zeroizing allocation and wipes the old one, which a plain `Vec` or
-/// `BytesMut` would free as it is.
-struct WipedBuffer(Zeroizing<Vec<u8>>);
-
-impl WipedBuffer {
-    fn with_capacity(capacity: usize) -> Self {
-        WipedBuffer(Zeroizing::new(Vec::with_capacity(capacity)))
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn extend_from_slice(&mut self, bytes: &[u8]) {
-        let needed = self.0.len() + bytes.len();
-        if needed > self.0.capacity() {
-            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
-            grown.extend_from_slice(&self.0);
-            // The old buffer is wiped as it is dropped here.
-            self.0 = grown;
-        }
-        self.0.extend_from_slice(bytes);
-    }
-
-    fn freeze(self) -> Bytes {
-        Bytes::from_owner(self.0)
-    }
-}
-
 /// A 3xx from the IDM: permanent until the token URL changes, so not retried.
 fn refused_redirect(request_url: &reqwest::Url, location: Option<&http::HeaderValue>) -> Error {
     let target = match location {
@@ -392,16 +364,6 @@ fn is_certificate_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_wiped_buffer_keeps_every_byte_across_growth() {
-        let mut buffer = WipedBuffer::with_capacity(2);
-        for chunk in [&b"ab"[..], b"cde", b"", b"fghijklmnop"] {
-            buffer.extend_from_slice(chunk);
-        }
-        assert_eq!(buffer.len(), 16);
-        assert_eq!(&buffer.freeze()[..], b"abcdefghijklmnop");
-    }
 
     #[test]
     fn a_redirect_is_named_without_user_info_query_or_fragment() {

@@ -157,9 +157,14 @@ pub(super) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> 
         // serde_json's message names a line and column, never the input itself.
         invalid("the token endpoint's answer is not a JSON token response").with_source(e)
     })?;
-    let access_token = string(raw.access_token, "access_token")?
+    // Every secret into a wiped string before anything can return early, so an answer
+    // refused below leaves no unwiped copy of its tokens behind.
+    let secret = |value, field| string(value, field).map(|s| s.map(Zeroizing::new));
+    let access_token = secret(raw.access_token, "access_token");
+    let refresh_token = secret(raw.refresh_token, "refresh_token");
+    let id_token = secret(raw.id_token, "id_token");
+    let access_token = access_token?
         .filter(|t| !t.is_empty())
-        .map(Zeroizing::new)
         .ok_or_else(|| invalid("the token endpoint's answer has no access_token"))?;
     if let Some(token_type) = string(raw.token_type, "token_type")?
         && !token_type.eq_ignore_ascii_case("bearer")
@@ -183,15 +188,13 @@ pub(super) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> 
             (!d.is_zero()).then_some(d)
         }
     };
-    let refresh_token = string(raw.refresh_token, "refresh_token")?
-        .filter(|t| !t.is_empty())
-        .map(Zeroizing::new);
+    let refresh_token = refresh_token?.filter(|t| !t.is_empty());
     Ok(TokenResponse {
         access_token,
         expires_in,
         refresh_token,
         refresh_expires_in,
-        id_token: string(raw.id_token, "id_token")?.map(Zeroizing::new),
+        id_token: id_token?,
         scope: string(raw.scope, "scope")?,
     })
 }

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::wiped_buffer::WipedBuffer;
+
 use crate::{AccessToken, Error, ErrorKind};
 
 /// Everything processes sharing one Bodhi session need to agree on: the tokens and
@@ -137,8 +139,11 @@ impl Session {
     /// The record as JSON, in a buffer wiped when dropped. It holds the tokens in
     /// clear: keep it where only the user can read it, or encrypt it.
     pub fn to_json(&self) -> Zeroizing<Vec<u8>> {
-        match serde_json::to_vec(self) {
-            Ok(bytes) => Zeroizing::new(bytes),
+        // A buffer that wipes what it leaves behind as it grows: `serde_json::to_vec`
+        // would free each smaller copy of the tokens unwiped.
+        let mut buffer = WipedBuffer::with_capacity(1024);
+        match serde_json::to_writer(&mut buffer, self) {
+            Ok(()) => buffer.into_inner(),
             // Every field is a string, a number, a bool or an option of those.
             Err(_) => unreachable!("a session always serializes"),
         }

@@ -102,3 +102,42 @@ pub async fn everyone(managers: &[TokenManager]) -> Vec<AccessToken> {
 pub fn all_same(tokens: &[AccessToken]) -> bool {
     tokens.iter().all(|t| t.same_token(&tokens[0]))
 }
+
+/// A fresh `0700` directory under the system's temporary directory, removed when
+/// dropped (also when the test fails).
+#[cfg(unix)]
+pub struct TempDir(std::path::PathBuf);
+
+#[cfg(unix)]
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::fs;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "bodhi-auth-test-{}-{}-{name}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::DirBuilder::new().mode(0o700).create(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+        TempDir(path)
+    }
+
+    pub fn join(&self, path: &str) -> std::path::PathBuf {
+        self.0.join(path)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        use std::fs;
+        use std::os::unix::fs::PermissionsExt;
+
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
