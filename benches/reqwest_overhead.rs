@@ -1,6 +1,7 @@
 //! reqwest on loopback: a plain client with a static bearer header, a
 //! `ClientWithMiddleware` with a trivial static-header middleware, and the same through
-//! `IdmAuthMiddleware`, at 1 and at 64 requests in flight. The ratio `static / ours`
+//! `IdmAuthMiddleware` (with its default resend, which copies each request, and without),
+//! at 1 and at 64 requests in flight. The ratio `static / ours`
 //! of the times per request is ours in requests per second over the static header's.
 //!
 //! `cargo bench -p bodhi-auth-benches --bench reqwest_overhead`
@@ -94,9 +95,23 @@ fn main() {
                 Client::Middleware(
                     ClientBuilder::new(reqwest::Client::new())
                         .with(IdmAuthMiddleware::with_manager(
-                            manager,
+                            manager.clone(),
                             TokenScope::origins([server.url("")]).unwrap(),
                         ))
+                        .build(),
+                ),
+            ),
+            (
+                OURS_NO_RESEND,
+                Client::Middleware(
+                    ClientBuilder::new(reqwest::Client::new())
+                        .with(
+                            IdmAuthMiddleware::with_manager(
+                                manager,
+                                TokenScope::origins([server.url("")]).unwrap(),
+                            )
+                            .resend(false),
+                        )
                         .build(),
                 ),
             ),
@@ -112,10 +127,15 @@ fn main() {
                 runtime.block_on(run(client, url, iters, in_flight))
             });
         }
-        comparison.ratio(STATIC, OURS).ratio(PLAIN, OURS).run();
+        comparison
+            .ratio(STATIC, OURS)
+            .ratio(STATIC, OURS_NO_RESEND)
+            .ratio(PLAIN, OURS)
+            .run();
     }
 }
 
 const PLAIN: &str = "plain reqwest, static header";
 const STATIC: &str = "middleware: static header";
 const OURS: &str = "middleware: IdmAuthMiddleware";
+const OURS_NO_RESEND: &str = "middleware: IdmAuthMiddleware, resend off (no request copy)";
