@@ -91,6 +91,7 @@ const BARE: &str = "no auth (the service alone)";
 const FLOOR: &str = "floor: AddAuthorizationLayer::bearer";
 const CHECK: &str = "floor + expiry check (cached(), no 401 handling)";
 const CLOCK: &str = "floor + one clock read and compare";
+const COPY: &str = "floor + a copy of the request kept (what resending needs)";
 const OFF: &str = "IdmAuthLayer, resend off";
 const ANY: &str = "IdmAuthLayer, resend off, TokenScope::any_origin()";
 const ON: &str = "IdmAuthLayer, resend on";
@@ -134,6 +135,30 @@ fn main() {
         })
     };
 
+    // The floor plus what any layer that can resend after a 401 must do before the first
+    // send, since the inner service consumes the request: copy it (method, URI, headers,
+    // extensions, body) and keep the copy with a service to resend through. No cache, no
+    // clock, no 401 handling.
+    let copying = {
+        let header = token.header_value().clone();
+        let inner = ok_service();
+        tower::service_fn(move |mut request: Request<Body>| {
+            let mut copy = Request::new(request.body().clone());
+            *copy.method_mut() = request.method().clone();
+            *copy.uri_mut() = request.uri().clone();
+            *copy.version_mut() = request.version();
+            *copy.headers_mut() = request.headers().clone();
+            *copy.extensions_mut() = request.extensions().clone();
+            let kept = black_box(Box::new((copy, inner.clone())));
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, header.clone());
+            let response = inner.clone().call(request);
+            drop(kept);
+            response
+        })
+    };
+
     // The floor plus the one thing no expiry-checking layer can skip: a clock read (the
     // clock the crate reads, through the harness's one `clock_read`).
     let clocked = {
@@ -154,6 +179,7 @@ fn main() {
         let (mut bare, mut floor, mut check_only) =
             (bare.clone(), floor.clone(), check_only.clone());
         let mut clocked = clocked.clone();
+        let mut copying = copying.clone();
         let (mut off, mut on) = (ours_no_resend.clone(), ours_resend.clone());
         let mut any = ours_any_origin.clone();
         comparison
@@ -161,6 +187,7 @@ fn main() {
             .variant(FLOOR, move |iters| requests(&mut floor, iters))
             .variant(CLOCK, move |iters| requests(&mut clocked, iters))
             .variant(CHECK, move |iters| requests(&mut check_only, iters))
+            .variant(COPY, move |iters| requests(&mut copying, iters))
             .variant(OFF, move |iters| requests(&mut off, iters))
             .variant(ANY, move |iters| requests(&mut any, iters))
             .variant(ON, move |iters| requests(&mut on, iters))
@@ -169,6 +196,8 @@ fn main() {
             .ratio(ON, FLOOR)
             .ratio(CLOCK, FLOOR)
             .ratio(CHECK, FLOOR)
+            .ratio(COPY, FLOOR)
+            .ratio(ON, COPY)
             .ratio(OFF, CLOCK)
             .ratio(OFF, CHECK)
             .ratio(FLOOR, BARE)
