@@ -96,6 +96,7 @@ const CHECK: &str = "floor + expiry check (cached(), no 401 handling)";
 const CLOCK: &str = "floor + one clock read and compare";
 const COPY: &str = "floor + a copy of the request kept (what resending needs)";
 const LEAST: &str = "floor + lock-free cache load + clock + 401 check (no scope)";
+const CHECKED: &str = "that + the scope match and the Authorization presence check";
 const OFF: &str = "IdmAuthLayer, resend off";
 const ANY: &str = "IdmAuthLayer, resend off, TokenScope::any_origin()";
 const ON: &str = "IdmAuthLayer, resend on";
@@ -167,6 +168,42 @@ fn main() {
         })
     };
 
+    // The same plus the two checks the layer's contract requires before it adds a token:
+    // the request is for the scope's origin (compared as written, the quick test), and it
+    // has no `Authorization` header of its own.
+    let checked = {
+        let cache = Arc::new(ArcSwap::from_pointee((
+            token.header_value().clone(),
+            clock_read() + token.expires_in(),
+        )));
+        let inner = ok_service();
+        tower::service_fn(move |mut request: Request<Body>| {
+            let uri = request.uri();
+            let admitted = uri
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+                && uri
+                    .authority()
+                    .is_some_and(|a| a.as_str().eq_ignore_ascii_case("api.bodhi.example"));
+            let own = request.headers().contains_key(http::header::AUTHORIZATION);
+            assert!(black_box(admitted && !own));
+            let current = cache.load();
+            assert!(clock_read() < current.1);
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, current.0.clone());
+            drop(current);
+            inner.clone().call(request).map(|answer| {
+                if let Ok(response) = &answer
+                    && response.status() == http::StatusCode::UNAUTHORIZED
+                {
+                    black_box(());
+                }
+                answer
+            })
+        })
+    };
+
     // The floor plus what any layer that can resend after a 401 must do before the first
     // send, since the inner service consumes the request: copy it (method, URI, headers,
     // extensions, body) and keep the copy with a service to resend through. No cache, no
@@ -213,6 +250,7 @@ fn main() {
         let mut clocked = clocked.clone();
         let mut copying = copying.clone();
         let mut least = least.clone();
+        let mut checked = checked.clone();
         let (mut off, mut on) = (ours_no_resend.clone(), ours_resend.clone());
         let mut any = ours_any_origin.clone();
         comparison
@@ -222,6 +260,7 @@ fn main() {
             .variant(CHECK, move |iters| requests(&mut check_only, iters))
             .variant(COPY, move |iters| requests(&mut copying, iters))
             .variant(LEAST, move |iters| requests(&mut least, iters))
+            .variant(CHECKED, move |iters| requests(&mut checked, iters))
             .variant(OFF, move |iters| requests(&mut off, iters))
             .variant(ANY, move |iters| requests(&mut any, iters))
             .variant(ON, move |iters| requests(&mut on, iters))
@@ -233,6 +272,8 @@ fn main() {
             .ratio(COPY, FLOOR)
             .ratio(LEAST, FLOOR)
             .ratio(OFF, LEAST)
+            .ratio(CHECKED, FLOOR)
+            .ratio(OFF, CHECKED)
             .ratio(ON, COPY)
             .ratio(OFF, CLOCK)
             .ratio(OFF, CHECK)
