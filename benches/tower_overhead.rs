@@ -16,7 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
+use bodhi_auth::{AccessToken, Credentials, IdmAuthLayer, TokenManager, TokenScope};
 use bodhi_auth_benches::{Comparison, clock_read, cpu_now, on_threads, threads_name, two_and_one};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -37,6 +37,50 @@ fn ok_service() -> impl Service<
 + Sync {
     tower::service_fn(|_request: Request<Body>| {
         std::future::ready(Ok(Response::new(Body::default())))
+    })
+}
+
+/// The least a layer with a lock-free token cache and the 401 rule can do per request:
+/// borrow the current header and its deadline from an `ArcSwap` (no token clone, no
+/// lock), one clock read, set the header, and look at the status of the answer; nothing
+/// kept for the 401 beyond the check itself. With `contract_checks`, also the two checks
+/// the layer's contract requires before it adds a token: the request is for the scope's
+/// origin (compared as written, the quick test), and it has no `Authorization` of its own.
+fn lock_free_model(
+    token: &AccessToken,
+    contract_checks: bool,
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
+    let cache = Arc::new(ArcSwap::from_pointee((
+        token.header_value().clone(),
+        clock_read() + token.expires_in(),
+    )));
+    let inner = ok_service();
+    tower::service_fn(move |mut request: Request<Body>| {
+        if contract_checks {
+            let uri = request.uri();
+            let admitted = uri
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+                && uri
+                    .authority()
+                    .is_some_and(|a| a.as_str().eq_ignore_ascii_case("api.bodhi.example"));
+            let own = request.headers().contains_key(http::header::AUTHORIZATION);
+            assert!(black_box(admitted && !own));
+        }
+        let current = cache.load();
+        assert!(clock_read() < current.1);
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, current.0.clone());
+        drop(current);
+        inner.clone().call(request).map(|answer| {
+            if let Ok(response) = &answer
+                && response.status() == http::StatusCode::UNAUTHORIZED
+            {
+                black_box(());
+            }
+            answer
+        })
     })
 }
 
@@ -140,69 +184,8 @@ fn main() {
         })
     };
 
-    // The least a layer with a lock-free token cache and the 401 rule can do per request:
-    // borrow the current header and its deadline from an `ArcSwap` (no token clone, no
-    // lock), one clock read, set the header, and look at the status of the answer. No
-    // scope, nothing kept for the 401 beyond the check itself.
-    let least = {
-        let cache = Arc::new(ArcSwap::from_pointee((
-            token.header_value().clone(),
-            clock_read() + token.expires_in(),
-        )));
-        let inner = ok_service();
-        tower::service_fn(move |mut request: Request<Body>| {
-            let current = cache.load();
-            assert!(clock_read() < current.1);
-            request
-                .headers_mut()
-                .insert(http::header::AUTHORIZATION, current.0.clone());
-            drop(current);
-            inner.clone().call(request).map(|answer| {
-                if let Ok(response) = &answer
-                    && response.status() == http::StatusCode::UNAUTHORIZED
-                {
-                    black_box(());
-                }
-                answer
-            })
-        })
-    };
-
-    // The same plus the two checks the layer's contract requires before it adds a token:
-    // the request is for the scope's origin (compared as written, the quick test), and it
-    // has no `Authorization` header of its own.
-    let checked = {
-        let cache = Arc::new(ArcSwap::from_pointee((
-            token.header_value().clone(),
-            clock_read() + token.expires_in(),
-        )));
-        let inner = ok_service();
-        tower::service_fn(move |mut request: Request<Body>| {
-            let uri = request.uri();
-            let admitted = uri
-                .scheme_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-                && uri
-                    .authority()
-                    .is_some_and(|a| a.as_str().eq_ignore_ascii_case("api.bodhi.example"));
-            let own = request.headers().contains_key(http::header::AUTHORIZATION);
-            assert!(black_box(admitted && !own));
-            let current = cache.load();
-            assert!(clock_read() < current.1);
-            request
-                .headers_mut()
-                .insert(http::header::AUTHORIZATION, current.0.clone());
-            drop(current);
-            inner.clone().call(request).map(|answer| {
-                if let Ok(response) = &answer
-                    && response.status() == http::StatusCode::UNAUTHORIZED
-                {
-                    black_box(());
-                }
-                answer
-            })
-        })
-    };
+    let least = lock_free_model(&token, false);
+    let checked = lock_free_model(&token, true);
 
     // The floor plus what any layer that can resend after a 401 must do before the first
     // send, since the inner service consumes the request: copy it (method, URI, headers,
