@@ -9,38 +9,15 @@
 //!
 //! Its own binary with one test: the allocator is process-wide.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use bodhi_auth::testing::FakeIdm;
 use bodhi_auth::{Credentials, TokenManager};
 
+#[path = "support/freed_scan.rs"]
+mod freed_scan;
+use freed_scan::{ScanningAllocator, scanning, search_for, take_hits};
+
 /// Unreserved characters only, so the URL-encoded form holds these exact bytes.
 const PASSWORD: &[u8] = b"pw-7f3a9c1e5b-MARKER-d41d8cd98f";
-
-static SCANNING: AtomicBool = AtomicBool::new(false);
-static HITS: AtomicUsize = AtomicUsize::new(0);
-
-struct ScanningAllocator;
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments; `dealloc` only
-// reads the block it is about to free, which the caller owns, and allocates nothing.
-// `realloc` is the trait's default (alloc, copy, dealloc), so a moved block is scanned too.
-unsafe impl GlobalAlloc for ScanningAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if SCANNING.load(Ordering::SeqCst) {
-            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
-            if block.windows(PASSWORD.len()).any(|w| w == PASSWORD) {
-                HITS.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: ScanningAllocator = ScanningAllocator;
@@ -56,15 +33,12 @@ async fn a_login_leaves_no_copy_of_the_password_in_freed_memory() {
         .build()
         .unwrap();
 
-    SCANNING.store(true, Ordering::SeqCst);
+    search_for(PASSWORD);
+    scanning(true);
     let token = manager.access_token().await;
-    SCANNING.store(false, Ordering::SeqCst);
+    scanning(false);
 
     token.unwrap();
     assert_eq!(idm.password_grants(), 1);
-    assert_eq!(
-        HITS.load(Ordering::SeqCst),
-        0,
-        "freed blocks that still held the password"
-    );
+    assert_eq!(take_hits(), 0, "freed blocks that still held the password");
 }

@@ -13,72 +13,30 @@
 //!
 //! Its own binary with one test: the allocator is process-wide.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bodhi_auth::store::FileStore;
 use bodhi_auth::testing::FakeIdm;
-use bodhi_auth::{AccessToken, Credentials, IdmAuthLayer, TokenManager, TokenScope};
+use bodhi_auth::{Credentials, IdmAuthLayer, TokenManager, TokenScope};
 use http::{Request, Response, header::AUTHORIZATION};
 use tower::{Layer, ServiceExt, service_fn};
 
 mod support;
 use support::TempDir;
-
-static SCANNING: AtomicBool = AtomicBool::new(false);
-static HITS: AtomicUsize = AtomicUsize::new(0);
-/// The token searched for, as a fixed buffer (reading it must not allocate).
-static NEEDLE: Mutex<([u8; 4096], usize)> = Mutex::new(([0; 4096], 0));
-
-struct ScanningAllocator;
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments; `dealloc` only
-// reads the block it is about to free, which the caller owns, and allocates nothing.
-// `realloc` is the trait's default (alloc, copy, dealloc), so a moved block is scanned too.
-unsafe impl GlobalAlloc for ScanningAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if SCANNING.load(Ordering::SeqCst)
-            && let Ok(needle) = NEEDLE.try_lock()
-        {
-            let (bytes, len) = &*needle;
-            let needle = &bytes[..*len];
-            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
-            if !needle.is_empty() && block.windows(needle.len()).any(|w| w == needle) {
-                HITS.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/freed_scan.rs"]
+mod freed_scan;
+use freed_scan::{ScanningAllocator, scanning, search_for, take_hits};
 
 #[global_allocator]
 static ALLOCATOR: ScanningAllocator = ScanningAllocator;
-
-/// Sets the token to search freed blocks for.
-fn search_for(token: &AccessToken) {
-    let mut needle = NEEDLE.lock().unwrap();
-    let secret = token.secret().as_bytes();
-    assert!(
-        secret.len() <= needle.0.len(),
-        "a fake token longer than the buffer"
-    );
-    needle.0[..secret.len()].copy_from_slice(secret);
-    needle.1 = secret.len();
-}
 
 /// One manager's life after its first token, with scanning on: the token goes through
 /// the layer ten times, is invalidated and replaced, and everything is dropped.
 async fn serve_and_drop(manager: TokenManager) {
     let first = manager.access_token().await.unwrap();
-    search_for(&first);
+    search_for(first.secret().as_bytes());
     let scope = TokenScope::origins(["https://api.example.test"]).unwrap();
-    SCANNING.store(true, Ordering::SeqCst);
+    scanning(true);
     let service = IdmAuthLayer::with_manager(manager.clone(), scope).layer(service_fn(
         |request: Request<String>| async move {
             let sent = request.headers().get(AUTHORIZATION).is_some();
@@ -95,7 +53,7 @@ async fn serve_and_drop(manager: TokenManager) {
     let second = manager.access_token().await.unwrap();
     assert!(!second.same_token(&first));
     drop((header, first, second, service, manager));
-    SCANNING.store(false, Ordering::SeqCst);
+    scanning(false);
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,7 +64,7 @@ async fn a_served_token_leaves_no_copy_of_itself_in_freed_memory() {
     let builder = || TokenManager::builder(Credentials::new("scan", "pw")).fake_idm(&idm);
 
     serve_and_drop(builder().build().unwrap()).await;
-    let without_store = HITS.swap(0, Ordering::SeqCst);
+    let without_store = take_hits();
 
     // With a file store the session (tokens included) is serialized and written too.
     let dir = TempDir::new("freed-memory");
@@ -117,7 +75,7 @@ async fn a_served_token_leaves_no_copy_of_itself_in_freed_memory() {
             .unwrap(),
     )
     .await;
-    let with_store = HITS.swap(0, Ordering::SeqCst);
+    let with_store = take_hits();
 
     assert_eq!(
         (without_store, with_store),
