@@ -93,9 +93,10 @@ impl Middleware for IdmAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        if !self.scope.allows_url(request.url()) || request.headers().contains_key(AUTHORIZATION) {
-            return next.run(request, extensions).await;
-        }
+        let admitted = match self.scope.admits_url(request.url()) {
+            Some(admitted) if !request.headers().contains_key(AUTHORIZATION) => admitted,
+            _ => return next.run(request, extensions).await,
+        };
         let token = self
             .manager
             .access_token()
@@ -111,10 +112,13 @@ impl Middleware for IdmAuthMiddleware {
             None
         };
         // With a copy, its URL says where the request went; without one, only the
-        // origin is kept, hashed, so no `Url` is cloned on the cached path.
-        let sent_to = copy
-            .is_none()
-            .then(|| OriginKey::of(Origin::of_url(request.url())));
+        // origin's key is kept (the scope's own when it matched one of its origins), so
+        // no `Url` is cloned on the cached path.
+        let sent_to = copy.is_none().then(|| {
+            admitted
+                .origin_key()
+                .unwrap_or_else(|| OriginKey::of(Origin::of_url(request.url())))
+        });
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);

@@ -192,10 +192,16 @@ impl TokenScope {
         self.admits_uri(uri).is_some()
     }
 
-    /// Whether a request for `url` may carry the token.
+    /// Whether a request for `url` may carry the token, and how it was admitted.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(super) fn admits_url(&self, url: &url::Url) -> Option<Admitted> {
+        self.admits(|| Origin::of_url(url))
+    }
+
+    /// Whether a request for `url` may carry the token.
+    #[cfg(test)]
     pub(super) fn allows_url(&self, url: &url::Url) -> bool {
-        self.admits(|| Origin::of_url(url)).is_some()
+        self.admits_url(url).is_some()
     }
 }
 
@@ -203,10 +209,10 @@ impl TokenScope {
 /// one of its own (computed once, when the scope was made), so the cached path of a
 /// front end that keeps no copy does not parse and hash the origin a second time.
 #[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
 pub(super) struct Admitted(Option<OriginKey>);
 
-#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
 impl Admitted {
     /// The key of the request's origin, when the scope matched it against one of its own.
     pub(super) fn origin_key(self) -> Option<OriginKey> {
